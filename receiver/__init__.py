@@ -1,0 +1,1 @@
+"""OTLP receiver for AI coding agents, writing to ClickHouse."""

@@ -1,0 +1,1 @@
+"""ClickHouse DDL, numbered and applied in order by receiver.schema_apply."""

@@ -1,0 +1,1 @@
+"""Named, parameterised analysis queries."""
