@@ -1,0 +1,129 @@
+"""The ``otel-receiver`` command.
+
+Exit codes: 0 success; 1 a runtime failure (ClickHouse unreachable, embedded ClickHouse could
+not start); 2 invalid usage or settings (the message names the setting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+import structlog
+
+from receiver.config import ConfigError, Settings, load_settings
+from receiver.log import configure_logging
+
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+
+
+def _settings_flags(parser: argparse.ArgumentParser, *names: str) -> None:
+    """Flags that override settings; help and defaults come from ``Settings`` itself."""
+    parser.add_argument("--config", metavar="FILE", help="TOML config file")
+    for name in names:
+        meta = Settings.__dataclass_fields__[name]
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            default=None,
+            metavar=name.rsplit("_", 1)[-1].upper(),
+            help=f"{meta.metadata['help']} (default: {meta.default!r})",
+        )
+
+
+_SERVE_FLAGS = ("grpc_listen", "clickhouse_url", "data_dir", "log_level")
+_CLICKHOUSE_FLAGS = ("data_dir", "embedded_http_port", "embedded_tcp_port", "log_level")
+_SCHEMA_FLAGS = ("clickhouse_url", "data_dir", "log_level")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="otel-receiver",
+        description="OTLP receiver for AI coding agents, writing to ClickHouse.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="receive OTLP and store it in ClickHouse (starts an embedded one if no URL is set)",
+    )
+    _settings_flags(serve, *_SERVE_FLAGS)
+    clickhouse = commands.add_parser(
+        "clickhouse", help="run only the embedded ClickHouse server, in the foreground"
+    )
+    _settings_flags(clickhouse, *_CLICKHOUSE_FLAGS)
+    schema = commands.add_parser("schema", help="manage the ClickHouse schema")
+    schema_commands = schema.add_subparsers(dest="schema_command", required=True, metavar="ACTION")
+    apply = schema_commands.add_parser("apply", help="create or update every table now")
+    _settings_flags(apply, *_SCHEMA_FLAGS)
+    return parser
+
+
+def _run_serve(settings: Settings) -> int:
+    from receiver.daemon import serve
+
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _run_clickhouse(settings: Settings) -> int:
+    import signal
+
+    from receiver.daemon import start_embedded_clickhouse
+
+    server = start_embedded_clickhouse(settings)
+    print(f"ClickHouse is listening: HTTP {server.url}  native tcp port {server.tcp_port}")
+
+    def stop(signum: int, frame: object) -> None:
+        server.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.wait()
+    return 0
+
+
+def _run_schema_apply(settings: Settings) -> int:
+    from receiver.daemon import start_embedded_clickhouse
+    from receiver.schema_apply import apply_schema
+    from receiver.sink import connect
+
+    server = start_embedded_clickhouse(settings) if settings.uses_embedded_clickhouse else None
+    try:
+        client = connect(server.url if server else settings.clickhouse_url)
+        applied = apply_schema(client, settings.clickhouse_database, settings)
+        print(
+            f"schema is current in database {settings.clickhouse_database!r}; newly applied: "
+            + (", ".join(applied) or "none")
+        )
+    finally:
+        if server:
+            server.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    flags = {k: v for k, v in vars(args).items() if k in Settings.__dataclass_fields__}
+    try:
+        settings = load_settings(args.config, flags)
+    except ConfigError as exc:
+        print(f"otel-receiver: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(settings.log_level)
+    runner = {"serve": _run_serve, "clickhouse": _run_clickhouse, "schema": _run_schema_apply}
+    try:
+        return runner[args.command](settings)
+    except ConfigError as exc:
+        print(f"otel-receiver: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        structlog.get_logger("receiver").error("fatal", error=str(exc), kind=type(exc).__name__)
+        print(f"otel-receiver: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Receiver settings: one typed object fed by defaults, a TOML file, the environment and flags.
+
+Precedence is flag > environment (``OTEL_RECEIVER_<NAME>``) > file > default. Every setting is
+declared once, in ``Settings``; its TOML location comes from the field metadata and its
+environment variable from its name, so the three sources can never drift apart. Validation
+happens once, at start, and names the bad setting and where its value came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+ENV_PREFIX = "OTEL_RECEIVER_"
+DEFAULT_CONFIG_FILE = Path("config/receiver.toml")
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message names the setting and its source."""
+
+
+def _setting(default: Any, toml: str, help: str) -> Any:
+    return field(default=default, metadata={"toml": toml, "help": help})
+
+
+def _default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "agent-otel-receiver")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every receiver setting, with its TOML path and meaning."""
+
+    data_dir: str = _setting(
+        _default_data_dir(), "data_dir", "directory for the embedded ClickHouse and the spool"
+    )
+    log_level: str = _setting("info", "log_level", "debug, info, warning or error")
+    grpc_listen: str = _setting("127.0.0.1:4317", "grpc.listen", "OTLP/gRPC listen address")
+    grpc_max_receive_bytes: int = _setting(
+        64 * 1024 * 1024, "grpc.max_receive_bytes", "largest accepted gRPC message, in bytes"
+    )
+    clickhouse_url: str = _setting(
+        "", "clickhouse.url", "ClickHouse HTTP URL; empty starts the embedded ClickHouse"
+    )
+    clickhouse_database: str = _setting("otel", "clickhouse.database", "database for all tables")
+    clickhouse_ttl_days: int = _setting(30, "clickhouse.ttl_days", "row TTL in days; 0 keeps rows")
+    embedded_listen_host: str = _setting(
+        "127.0.0.1", "embedded.listen_host", "embedded ClickHouse listen address"
+    )
+    embedded_http_port: int = _setting(8123, "embedded.http_port", "embedded ClickHouse HTTP port")
+    embedded_tcp_port: int = _setting(9000, "embedded.tcp_port", "embedded ClickHouse native port")
+    batch_max_rows: int = _setting(10_000, "batch.max_rows", "rows per table that trigger a flush")
+    batch_max_delay: float = _setting(1.0, "batch.max_delay", "seconds a row may wait for a flush")
+
+    @property
+    def clickhouse_data_dir(self) -> Path:
+        return Path(self.data_dir) / "clickhouse"
+
+    @property
+    def uses_embedded_clickhouse(self) -> bool:
+        return not self.clickhouse_url
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def _coerce(name: str, raw: Any, source: str) -> Any:
+    """Turn a raw value from a file, env var or flag into the field's type."""
+    kind = FIELDS[name].type
+    try:
+        if kind == "int":
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError
+            return int(raw)
+        if kind == "float":
+            if isinstance(raw, bool):
+                raise ValueError
+            return float(raw)
+        if not isinstance(raw, str):
+            raise ValueError
+        return raw
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} ({source}): expected {kind}, got {raw!r}") from None
+
+
+def _flatten_toml(doc: Mapping[str, Any], path: str) -> dict[str, Any]:
+    by_toml = {f.metadata["toml"]: name for name, f in FIELDS.items()}
+    values: dict[str, Any] = {}
+
+    def walk(table: Mapping[str, Any], prefix: str) -> None:
+        for key, value in table.items():
+            dotted = f"{prefix}{key}"
+            if isinstance(value, dict):
+                walk(value, dotted + ".")
+            elif dotted in by_toml:
+                values[by_toml[dotted]] = _coerce(by_toml[dotted], value, f"{path}: {dotted}")
+            else:
+                raise ConfigError(f"{path}: unknown setting {dotted!r}")
+
+    walk(doc, "")
+    return values
+
+
+def load_settings(
+    config_file: str | None = None,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge defaults, file, environment and flags, then validate.
+
+    ``config_file`` None means the documented default file, used only if it exists; a file
+    named explicitly (flag or ``OTEL_RECEIVER_CONFIG``) must exist.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    explicit = config_file or environ.get(ENV_PREFIX + "CONFIG")
+    path = Path(explicit) if explicit else DEFAULT_CONFIG_FILE
+    if explicit or path.exists():
+        try:
+            doc = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        values.update(_flatten_toml(doc, str(path)))
+    for name in FIELDS:
+        if env_name(name) in environ:
+            values[name] = _coerce(name, environ[env_name(name)], f"env {env_name(name)}")
+    for name, raw in (flags or {}).items():
+        if raw is not None:
+            values[name] = _coerce(name, raw, f"flag --{name.replace('_', '-')}")
+    settings = Settings(**values)
+    validate(settings)
+    return settings
+
+
+def parse_host_port(value: str, setting: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` (``[v6]:PORT`` for IPv6); the port may be 0 (OS-assigned)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"{setting}: expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate(s: Settings) -> None:
+    """Raise ConfigError naming the first invalid setting."""
+    parse_host_port(s.grpc_listen, "grpc_listen")
+    if s.grpc_max_receive_bytes < 1024:
+        raise ConfigError("grpc_max_receive_bytes: must be at least 1024")
+    if s.clickhouse_url:
+        url = urlparse(s.clickhouse_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(
+                f"clickhouse_url: expected http(s)://HOST[:PORT], got {s.clickhouse_url!r}"
+            )
+    if not s.clickhouse_database.replace("_", "").isalnum():
+        raise ConfigError(
+            f"clickhouse_database: letters, digits and _ only, got {s.clickhouse_database!r}"
+        )
+    if s.clickhouse_ttl_days < 0:
+        raise ConfigError("clickhouse_ttl_days: must be 0 (no TTL) or more")
+    if not is_loopback(s.embedded_listen_host):
+        raise ConfigError(
+            "embedded_listen_host: the embedded ClickHouse has no password and must listen "
+            f"on loopback, got {s.embedded_listen_host!r}"
+        )
+    for name in ("embedded_http_port", "embedded_tcp_port"):
+        if not 0 <= getattr(s, name) <= 65535:
+            raise ConfigError(f"{name}: must be a port number 0-65535")
+    if s.batch_max_rows < 1:
+        raise ConfigError("batch_max_rows: must be at least 1")
+    if not 0 < s.batch_max_delay <= 60:
+        raise ConfigError("batch_max_delay: must be between 0 and 60 seconds")
+    if s.log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"log_level: expected debug, info, warning or error, got {s.log_level!r}")

@@ -1,0 +1,116 @@
+"""The OTLP/gRPC front end: TraceService, MetricsService and LogsService ``Export``, plus the
+standard gRPC health service.
+
+It only receives bytes and answers; decoding and storage live in the pipeline. Requests are
+taken as raw bytes (no generated deserializer) so that an undecodable body is answered
+``INVALID_ARGUMENT`` with a message, instead of grpc's generic ``INTERNAL``. gzip and deflate
+request compression are handled by grpc itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf.message import DecodeError
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from receiver.config import ConfigError
+from receiver.pipeline import Pipeline
+
+log = structlog.get_logger("receiver.grpc")
+
+# signal -> (gRPC service, response type, partial-success counter field, request type name)
+SERVICES: dict[str, tuple[str, Any, str, str]] = {
+    "traces": (
+        "opentelemetry.proto.collector.trace.v1.TraceService",
+        ExportTraceServiceResponse,
+        "rejected_spans",
+        "ExportTraceServiceRequest",
+    ),
+    "metrics": (
+        "opentelemetry.proto.collector.metrics.v1.MetricsService",
+        ExportMetricsServiceResponse,
+        "rejected_data_points",
+        "ExportMetricsServiceRequest",
+    ),
+    "logs": (
+        "opentelemetry.proto.collector.logs.v1.LogsService",
+        ExportLogsServiceResponse,
+        "rejected_log_records",
+        "ExportLogsServiceRequest",
+    ),
+}
+
+
+def _export_handler(pipeline: Pipeline, signal: str) -> grpc.RpcMethodHandler:
+    _, response_type, rejected_field, request_name = SERVICES[signal]
+
+    async def export(body: bytes, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            decoded = await pipeline.export(signal, body)
+        except DecodeError as exc:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"request body is not a valid {request_name}: {exc}",
+            )
+        except Exception as exc:
+            log.warning("export_failed", signal=signal, error=str(exc))
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                "telemetry could not be stored yet; retry later",
+            )
+        response = response_type()
+        if decoded.rejected:
+            setattr(response.partial_success, rejected_field, decoded.rejected)
+            response.partial_success.error_message = decoded.message
+        return response
+
+    return grpc.unary_unary_rpc_method_handler(
+        export, request_deserializer=None, response_serializer=response_type.SerializeToString
+    )
+
+
+class GrpcFrontEnd:
+    """An aio gRPC server bound to one address."""
+
+    def __init__(self, pipeline: Pipeline, listen: str, max_receive_bytes: int) -> None:
+        self._server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", max_receive_bytes),
+                # A second receiver on the same port must fail, not silently share it.
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        handlers: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
+        for signal, (service, *_rest) in SERVICES.items():
+            handlers[service] = {"Export": _export_handler(pipeline, signal)}
+        self._server.add_generic_rpc_handlers(
+            [grpc.method_handlers_generic_handler(s, h) for s, h in handlers.items()]
+        )
+        self._health = health_aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        self._listen = listen
+        try:
+            self.port = self._server.add_insecure_port(listen)
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"grpc_listen: cannot listen on {listen} (address in use or not local): {exc}"
+            ) from None
+
+    async def start(self) -> None:
+        await self._server.start()
+        for service in ["", *(s for s, *_ in SERVICES.values())]:
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking new calls, let calls in progress finish within ``grace`` seconds."""
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace)
