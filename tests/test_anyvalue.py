@@ -75,3 +75,8 @@ def test_repeated_attribute_key_keeps_the_last_value() -> None:
         KeyValue(key="k", value=AnyValue(int_value=2)),
     ]
     assert attributes_to_map(attrs) == {"k": "2"}
+
+
+def test_attribute_maps_are_sorted_by_key() -> None:
+    attrs = [KeyValue(key=k, value=AnyValue(string_value=k)) for k in ("b", "c", "a")]
+    assert list(attributes_to_map(attrs)) == ["a", "b", "c"]

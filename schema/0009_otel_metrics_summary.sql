@@ -1,0 +1,41 @@
+-- otel_metrics_summary: metrics summary: one row per SummaryDataPoint (the exporter's default table for that metric type).
+-- Source: opentelemetry-collector-contrib exporter/clickhouseexporter internal/sqltemplates/metrics_summary_table.sql at commit UNRESOLVED (newest stored version not named by the index; text identical to what v0.161.0 renders; see docs/MAPPING.md, Provenance)
+-- Placeholders (string.Template): database; cluster = '' or 'ON CLUSTER <name>'; engine = 'MergeTree()' by default;
+-- ttl_expr = '' or 'TTL toDateTime(TimeUnix) + toIntervalDay(N)' (exporter GenerateTTLExpr: Day/Hour/Minute/Second by divisibility).
+-- ttl_column: toDateTime(TimeUnix)
+-- Deliberate differences from upstream: SETTINGS adds non_replicated_deduplication_window = 1000;
+-- StartTimeUnix, TimeUnix and Exemplars.TimeUnix are DateTime64(9), not DateTime, to keep nanoseconds.
+CREATE TABLE IF NOT EXISTS "${database}"."otel_metrics_summary" ${cluster} (
+    ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    ResourceSchemaUrl String CODEC(ZSTD(1)),
+    ScopeName String CODEC(ZSTD(1)),
+    ScopeVersion String CODEC(ZSTD(1)),
+    ScopeAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    ScopeDroppedAttrCount UInt32 CODEC(ZSTD(1)),
+    ScopeSchemaUrl String CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    MetricName LowCardinality(String) CODEC(ZSTD(1)),
+    MetricDescription String CODEC(ZSTD(1)),
+    MetricUnit String CODEC(ZSTD(1)),
+    Attributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    StartTimeUnix DateTime64(9) CODEC(Delta, ZSTD(1)),
+    TimeUnix DateTime64(9) CODEC(Delta, ZSTD(1)),
+    Count UInt64 CODEC(Delta, ZSTD(1)),
+    Sum Float64 CODEC(ZSTD(1)),
+    ValueAtQuantiles Nested(
+        Quantile Float64,
+        Value Float64
+    ) CODEC(ZSTD(1)),
+    Flags UInt32  CODEC(ZSTD(1)),
+    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_scope_attr_key mapKeys(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_scope_attr_value mapValues(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_attr_key mapKeys(Attributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_attr_value mapValues(Attributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_time_minmax TimeUnix TYPE minmax GRANULARITY 1
+) ENGINE = ${engine}
+${ttl_expr}
+PARTITION BY toDate(TimeUnix)
+ORDER BY (ServiceName, MetricName, toStartOfHour(TimeUnix), cityHash64(Attributes), TimeUnix)
+SETTINGS index_granularity=8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 1000
