@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -27,7 +28,10 @@ class ConfigError(ValueError):
 
 
 def _setting(default: Any, toml: str, help: str) -> Any:
-    return field(default=default, metadata={"toml": toml, "help": help})
+    metadata = {"toml": toml, "help": help}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 def _default_data_dir() -> str:
@@ -47,6 +51,12 @@ class Settings:
     grpc_max_receive_bytes: int = _setting(
         64 * 1024 * 1024, "grpc.max_receive_bytes", "largest accepted gRPC message, in bytes"
     )
+    http_listen: str = _setting(
+        "127.0.0.1:4318", "http.listen", "OTLP/HTTP listen address; empty disables it"
+    )
+    http_max_receive_bytes: int = _setting(
+        64 * 1024 * 1024, "http.max_receive_bytes", "largest accepted HTTP body after gunzip"
+    )
     clickhouse_url: str = _setting(
         "", "clickhouse.url", "ClickHouse HTTP URL; empty starts the embedded ClickHouse"
     )
@@ -59,6 +69,26 @@ class Settings:
     embedded_tcp_port: int = _setting(9000, "embedded.tcp_port", "embedded ClickHouse native port")
     batch_max_rows: int = _setting(10_000, "batch.max_rows", "rows per table that trigger a flush")
     batch_max_delay: float = _setting(1.0, "batch.max_delay", "seconds a row may wait for a flush")
+    redaction_drop: tuple[str, ...] = _setting(
+        (), "redaction.drop", "attribute key globs removed before storage"
+    )
+    redaction_hash: tuple[str, ...] = _setting(
+        ("user.email", "user.account_uuid"),
+        "redaction.hash",
+        "attribute key globs whose values are replaced by a keyed hash",
+    )
+    redaction_hash_key_file: str = _setting(
+        "", "redaction.hash_key_file", "file holding the hash key (else env or data dir)"
+    )
+    redaction_truncate_bytes: int = _setting(
+        64 * 1024, "redaction.truncate_bytes", "longest stored value, in bytes; 0 disables"
+    )
+    redaction_disabled_detectors: tuple[str, ...] = _setting(
+        (), "redaction.disabled_detectors", "secret detectors turned off, by name"
+    )
+    redaction_custom_detectors: dict[str, str] = _setting(
+        {}, "redaction.custom_detectors", "extra detectors: name = regular expression"
+    )
 
     @property
     def clickhouse_data_dir(self) -> Path:
@@ -77,9 +107,25 @@ def env_name(name: str) -> str:
 
 
 def _coerce(name: str, raw: Any, source: str) -> Any:
-    """Turn a raw value from a file, env var or flag into the field's type."""
+    """Turn a raw value from a file, env var or flag into the field's type.
+
+    Lists come from TOML arrays or comma-separated env values; tables from TOML tables or a
+    JSON object in the environment.
+    """
     kind = FIELDS[name].type
     try:
+        if kind == "tuple[str, ...]":
+            items = raw.split(",") if isinstance(raw, str) else raw
+            if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+                raise ValueError
+            return tuple(i.strip() for i in items if i.strip())
+        if kind == "dict[str, str]":
+            table = json.loads(raw) if isinstance(raw, str) else raw
+            if not isinstance(table, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in table.items()
+            ):
+                raise ValueError
+            return dict(table)
         if kind == "int":
             if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
                 raise ValueError
@@ -102,7 +148,7 @@ def _flatten_toml(doc: Mapping[str, Any], path: str) -> dict[str, Any]:
     def walk(table: Mapping[str, Any], prefix: str) -> None:
         for key, value in table.items():
             dotted = f"{prefix}{key}"
-            if isinstance(value, dict):
+            if isinstance(value, dict) and dotted not in by_toml:
                 walk(value, dotted + ".")
             elif dotted in by_toml:
                 values[by_toml[dotted]] = _coerce(by_toml[dotted], value, f"{path}: {dotted}")
@@ -166,8 +212,13 @@ def is_loopback(host: str) -> bool:
 def validate(s: Settings) -> None:
     """Raise ConfigError naming the first invalid setting."""
     parse_host_port(s.grpc_listen, "grpc_listen")
-    if s.grpc_max_receive_bytes < 1024:
-        raise ConfigError("grpc_max_receive_bytes: must be at least 1024")
+    if s.http_listen:
+        parse_host_port(s.http_listen, "http_listen")
+    for name in ("grpc_max_receive_bytes", "http_max_receive_bytes"):
+        if getattr(s, name) < 1024:
+            raise ConfigError(f"{name}: must be at least 1024")
+    if s.redaction_truncate_bytes < 0:
+        raise ConfigError("redaction_truncate_bytes: must be 0 (no limit) or more")
     if s.clickhouse_url:
         url = urlparse(s.clickhouse_url)
         if url.scheme not in ("http", "https") or not url.hostname:

@@ -65,7 +65,8 @@ class Receiver:
         log.info("schema_ready", database=s.clickhouse_database, newly_applied=applied)
         self.sink = ClickHouseSink(client, s.clickhouse_database)
         self.batcher = Batcher(self.sink.insert, TABLE_COLUMNS, s.batch_max_rows, s.batch_max_delay)
-        self.grpc = GrpcFrontEnd(Pipeline(self.batcher), s.grpc_listen, s.grpc_max_receive_bytes)
+        pipeline = Pipeline(self.batcher, processors=[])
+        self.grpc = GrpcFrontEnd(pipeline, s.grpc_listen, s.grpc_max_receive_bytes)
         await self.grpc.start()
         log.info(
             "receiver_started",

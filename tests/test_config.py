@@ -75,3 +75,23 @@ def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
 def test_invalid_toml_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(write(tmp_path, "[grpc\n"), environ={})
+
+
+def test_list_and_table_settings_from_file_and_env(tmp_path: Path) -> None:
+    config = write(
+        tmp_path,
+        '[redaction]\ndrop = ["prompt", "tool.*"]\n'
+        '[redaction.custom_detectors]\ninternal = "ACME-[0-9]{8}"\n',
+    )
+    settings = load_settings(config, environ={})
+    assert settings.redaction_drop == ("prompt", "tool.*")
+    assert settings.redaction_custom_detectors == {"internal": "ACME-[0-9]{8}"}
+    env = {
+        "OTEL_RECEIVER_REDACTION_DROP": "a, b",
+        "OTEL_RECEIVER_REDACTION_CUSTOM_DETECTORS": '{"x": "y+"}',
+    }
+    settings = load_settings(config, environ=env)
+    assert settings.redaction_drop == ("a", "b")
+    assert settings.redaction_custom_detectors == {"x": "y+"}
+    with pytest.raises(ConfigError, match="redaction_drop"):
+        load_settings(write(tmp_path, "[redaction]\ndrop = [1]\n"), environ={})
