@@ -69,6 +69,17 @@ class Settings:
     embedded_tcp_port: int = _setting(9000, "embedded.tcp_port", "embedded ClickHouse native port")
     batch_max_rows: int = _setting(10_000, "batch.max_rows", "rows per table that trigger a flush")
     batch_max_delay: float = _setting(1.0, "batch.max_delay", "seconds a row may wait for a flush")
+    batch_max_queue_bytes: int = _setting(
+        256 * 1024 * 1024,
+        "batch.max_queue_bytes",
+        "request bytes waiting for storage before new requests are refused (retryable)",
+    )
+    spool_max_bytes: int = _setting(
+        1024**3, "spool.max_bytes", "on-disk spool cap in bytes (<data_dir>/spool)"
+    )
+    shutdown_timeout: float = _setting(
+        10.0, "shutdown_timeout", "seconds a graceful shutdown may take"
+    )
     redaction_drop: tuple[str, ...] = _setting(
         (), "redaction.drop", "attribute key globs removed before storage"
     )
@@ -93,6 +104,10 @@ class Settings:
     @property
     def clickhouse_data_dir(self) -> Path:
         return Path(self.data_dir) / "clickhouse"
+
+    @property
+    def spool_dir(self) -> Path:
+        return Path(self.data_dir) / "spool"
 
     @property
     def uses_embedded_clickhouse(self) -> bool:
@@ -241,6 +256,12 @@ def validate(s: Settings) -> None:
             raise ConfigError(f"{name}: must be a port number 0-65535")
     if s.batch_max_rows < 1:
         raise ConfigError("batch_max_rows: must be at least 1")
+    if s.batch_max_queue_bytes < 1024 * 1024:
+        raise ConfigError("batch_max_queue_bytes: must be at least 1 MiB")
+    if s.spool_max_bytes < 0:
+        raise ConfigError("spool_max_bytes: must be 0 (no spool) or more")
+    if not 0 < s.shutdown_timeout <= 600:
+        raise ConfigError("shutdown_timeout: must be between 0 and 600 seconds")
     if not 0 < s.batch_max_delay <= 60:
         raise ConfigError("batch_max_delay: must be between 0 and 60 seconds")
     if s.log_level not in ("debug", "info", "warning", "error"):

@@ -5,6 +5,7 @@ and nothing accepted is dropped on the way down."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from dataclasses import dataclass
 
@@ -13,15 +14,15 @@ import structlog
 from receiver.batch import Batcher
 from receiver.clickhouse_server import EmbeddedClickHouse
 from receiver.config import Settings
+from receiver.delivery import Delivery
 from receiver.grpc_frontend import GrpcFrontEnd
 from receiver.pipeline import Pipeline
 from receiver.schema_apply import apply_schema
 from receiver.sink import ClickHouseSink, connect
+from receiver.spool import Spool
 from receiver.tables import TABLE_COLUMNS
 
 log = structlog.get_logger("receiver.daemon")
-
-SHUTDOWN_GRACE_SECONDS = 5.0
 
 
 def start_embedded_clickhouse(settings: Settings) -> EmbeddedClickHouse:
@@ -49,6 +50,7 @@ class Receiver:
     settings: Settings
     embedded: EmbeddedClickHouse | None = None
     sink: ClickHouseSink | None = None
+    delivery: Delivery | None = None
     batcher: Batcher | None = None
     grpc: GrpcFrontEnd | None = None
 
@@ -64,7 +66,18 @@ class Receiver:
         applied = await asyncio.to_thread(apply_schema, client, s.clickhouse_database, s)
         log.info("schema_ready", database=s.clickhouse_database, newly_applied=applied)
         self.sink = ClickHouseSink(client, s.clickhouse_database)
-        self.batcher = Batcher(self.sink.insert, TABLE_COLUMNS, s.batch_max_rows, s.batch_max_delay)
+        spool = Spool(s.spool_dir, s.spool_max_bytes)
+        if len(spool):
+            log.info("spool_found", files=len(spool), bytes=spool.bytes)
+        self.delivery = Delivery(self.sink, spool)
+        self.delivery.start()
+        self.batcher = Batcher(
+            self.delivery,
+            TABLE_COLUMNS,
+            s.batch_max_rows,
+            s.batch_max_delay,
+            s.batch_max_queue_bytes,
+        )
         pipeline = Pipeline(self.batcher, processors=[])
         self.grpc = GrpcFrontEnd(pipeline, s.grpc_listen, s.grpc_max_receive_bytes)
         await self.grpc.start()
@@ -74,28 +87,54 @@ class Receiver:
             grpc_listen=s.grpc_listen,
             clickhouse_url=self.clickhouse_url,
             embedded_clickhouse=self.embedded is not None,
+            spool_dir=str(s.spool_dir),
         )
 
     async def stop(self) -> None:
-        """Stop accepting, let requests in flight finish, flush, then stop ClickHouse."""
-        if self.grpc:
-            await self.grpc.stop(SHUTDOWN_GRACE_SECONDS)
-        if self.batcher:
-            await self.batcher.flush()
+        """Stop accepting, make everything accepted durable, then stop ClickHouse.
+
+        Requests waiting for their batch are answered as soon as the flush makes it durable;
+        the whole shutdown is bounded by ``shutdown_timeout``.
+        """
+        deadline = asyncio.get_running_loop().time() + self.settings.shutdown_timeout
+        try:
+            async with asyncio.timeout_at(deadline - 1.0):
+                stopping = (
+                    asyncio.create_task(self.grpc.stop(grace=self.settings.shutdown_timeout))
+                    if self.grpc
+                    else None
+                )
+                if self.batcher:
+                    await self.batcher.flush()
+                if stopping:
+                    await stopping
+        except TimeoutError:
+            log.error("shutdown_timed_out", seconds=self.settings.shutdown_timeout)
+        if self.delivery:
+            await self.delivery.stop()
         if self.sink:
             self.sink.close()
         if self.embedded:
-            await asyncio.to_thread(self.embedded.stop)
+            remaining = max(deadline - asyncio.get_running_loop().time(), 1.0)
+            await asyncio.to_thread(self.embedded.stop, remaining)
         log.info("receiver_stopped")
 
 
 async def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then shut down cleanly."""
+    """Run until SIGTERM or SIGINT, then shut down cleanly; a second signal exits at once
+    (the spool is consistent at every instant, so nothing durable is lost)."""
     receiver = Receiver(settings)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stopping.is_set():
+            log.warning("second_signal_exiting_now", signal=signum)
+            os._exit(128 + signum)
+        stopping.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
+        loop.add_signal_handler(signum, on_signal, signum)
     try:
         await receiver.start()
         await stopping.wait()

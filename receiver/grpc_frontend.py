@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import structlog
 from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
@@ -23,6 +24,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from receiver.config import ConfigError
+from receiver.delivery import Unavailable
 from receiver.pipeline import Pipeline
 
 log = structlog.get_logger("receiver.grpc")
@@ -50,6 +52,16 @@ SERVICES: dict[str, tuple[str, Any, str, str]] = {
 }
 
 
+def retry_info_metadata(retry_after: float, message: str) -> tuple[tuple[str, bytes], ...]:
+    """``grpc-status-details-bin`` carrying a RetryInfo, which OTLP clients honour as the
+    minimum delay before they retry an UNAVAILABLE answer."""
+    retry_info = error_details_pb2.RetryInfo()
+    retry_info.retry_delay.FromMilliseconds(int(retry_after * 1000))
+    status = status_pb2.Status(code=grpc.StatusCode.UNAVAILABLE.value[0], message=message)
+    status.details.add().Pack(retry_info)
+    return (("grpc-status-details-bin", status.SerializeToString()),)
+
+
 def _export_handler(pipeline: Pipeline, signal: str) -> grpc.RpcMethodHandler:
     _, response_type, rejected_field, request_name = SERVICES[signal]
 
@@ -61,11 +73,11 @@ def _export_handler(pipeline: Pipeline, signal: str) -> grpc.RpcMethodHandler:
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"request body is not a valid {request_name}: {exc}",
             )
-        except Exception as exc:
-            log.warning("export_failed", signal=signal, error=str(exc))
+        except Unavailable as exc:
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE,
-                "telemetry could not be stored yet; retry later",
+                str(exc),
+                trailing_metadata=retry_info_metadata(exc.retry_after, str(exc)),
             )
         response = response_type()
         if decoded.rejected:

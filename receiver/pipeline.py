@@ -28,12 +28,18 @@ class Pipeline:
         self._processors = tuple(processors)
 
     async def export(self, signal: str, body: bytes) -> Decoded:
-        """Store one Export request; raises ``google.protobuf.message.DecodeError`` for a
-        body that is not the signal's Export request, or the storage error."""
+        """Make one Export request durable and say what was rejected.
+
+        Raises ``google.protobuf.message.DecodeError`` for a body that is not the signal's
+        Export request, and ``receiver.delivery.Unavailable`` when the receiver cannot take
+        it now (queue full, ClickHouse down and spool full): the client should retry.
+        """
+        self._batcher.check_capacity()
         decoded = DECODERS[signal](body)
         for process in self._processors:
             process(decoded)
-        waiters = [self._batcher.add(table, rows) for table, rows in decoded.rows.items()]
+        share = len(body) // max(len(decoded.rows), 1)
+        waiters = [self._batcher.add(table, rows, share) for table, rows in decoded.rows.items()]
         if waiters:
             await asyncio.gather(*waiters)
         return decoded
