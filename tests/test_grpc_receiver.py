@@ -3,6 +3,8 @@ bad input and partial success, against a real receiver process and a real ClickH
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 from clickhouse_connect.driver.client import Client
@@ -118,8 +120,10 @@ def test_health_service_reports_serving(receiver: ReceiverProcess) -> None:
 
 
 def span(span_id: bytes, trace_id: bytes = b"\x01" * 16) -> trace_pb2.Span:
+    now = time.time_ns()  # rows older than the table TTL are dropped on insert
     return trace_pb2.Span(
-        trace_id=trace_id, span_id=span_id, name="s", start_time_unix_nano=1, end_time_unix_nano=2
+        trace_id=trace_id, span_id=span_id, name="s", start_time_unix_nano=now,
+        end_time_unix_nano=now + 1000,
     )
 
 

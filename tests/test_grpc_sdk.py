@@ -142,7 +142,8 @@ def test_sdk_log_records_are_stored_exactly(
     assert warning["SeverityText"] == "WARN" and warning["SeverityNumber"] == 13
     assert warning["TraceId"] == f"{ctx.trace_id:032x}"
     assert warning["SpanId"] == f"{ctx.span_id:016x}"
-    assert warning["TraceFlags"] == 1
+    assert warning["TraceFlags"] == int(ctx.trace_flags)  # sampled (+ W3C random) = 1 or 3
+    assert warning["TraceFlags"] & 1
     assert warning["LogAttributes"]["disk.free"] == "0"
     assert warning["ServiceName"] == "sdk-test"
     assert warning["ScopeName"] == "sdk.test.logs"
@@ -183,14 +184,16 @@ def test_sdk_metrics_of_every_instrument_kind(
     provider.force_flush()
     provider.shutdown()
 
-    sums = wait_rows(client, database, "SELECT * FROM {db}.otel_metrics_sum ORDER BY MetricName", 2)
-    requests, queue = sums[1], sums[0]
-    assert requests["MetricName"] == "requests" and requests["Value"] == 5.0
+    # Delta points are exported once; the cumulative up-down counter again at shutdown.
+    sums = wait_rows(client, database, "SELECT * FROM {db}.otel_metrics_sum ORDER BY TimeUnix", 2)
+    (requests,) = [row for row in sums if row["MetricName"] == "requests"]
+    queue = [row for row in sums if row["MetricName"] == "queue.depth"][-1]
+    assert requests["Value"] == 5.0
     assert requests["Attributes"] == {"route": "/a"}
     assert requests["AggregationTemporality"] == 1 and requests["IsMonotonic"] is True
     assert (requests["MetricUnit"], requests["MetricDescription"]) == ("1", "reqs")
     assert (requests["ScopeName"], requests["ScopeVersion"]) == ("test.meter", "1.0")
-    assert queue["MetricName"] == "queue.depth" and queue["Value"] == 7.0
+    assert queue["Value"] == 7.0
     assert queue["AggregationTemporality"] == 2 and queue["IsMonotonic"] is False
 
     (hist,) = wait_rows(client, database, "SELECT * FROM {db}.otel_metrics_histogram", 1)
@@ -213,6 +216,7 @@ def test_sdk_metrics_of_every_instrument_kind(
     assert exp["Scale"] == point.scale and exp["PositiveOffset"] == point.positive.offset
     assert exp["PositiveBucketCounts"] == list(point.positive.bucket_counts)
 
-    (gauge,) = wait_rows(client, database, "SELECT * FROM {db}.otel_metrics_gauge", 1)
+    # Observed at the flush and again at shutdown.
+    gauge = wait_rows(client, database, "SELECT * FROM {db}.otel_metrics_gauge", 1)[-1]
     assert gauge["MetricName"] == "temperature" and gauge["Value"] == 21.5
     assert gauge["Attributes"] == {"room": "x"}
