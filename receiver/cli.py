@@ -34,7 +34,7 @@ def _settings_flags(parser: argparse.ArgumentParser, *names: str) -> None:
         )
 
 
-_SERVE_FLAGS = ("grpc_listen", "clickhouse_url", "data_dir", "log_level")
+_SERVE_FLAGS = ("grpc_listen", "http_listen", "clickhouse_url", "data_dir", "log_level")
 _CLICKHOUSE_FLAGS = ("data_dir", "embedded_http_port", "embedded_tcp_port", "log_level")
 _SCHEMA_FLAGS = ("clickhouse_url", "data_dir", "log_level")
 

@@ -16,6 +16,7 @@ from receiver.clickhouse_server import EmbeddedClickHouse
 from receiver.config import Settings
 from receiver.delivery import Delivery
 from receiver.grpc_frontend import GrpcFrontEnd
+from receiver.http_frontend import HttpFrontEnd
 from receiver.pipeline import Pipeline
 from receiver.schema_apply import apply_schema
 from receiver.sink import ClickHouseSink, connect
@@ -53,6 +54,7 @@ class Receiver:
     delivery: Delivery | None = None
     batcher: Batcher | None = None
     grpc: GrpcFrontEnd | None = None
+    http: HttpFrontEnd | None = None
 
     @property
     def clickhouse_url(self) -> str:
@@ -80,11 +82,19 @@ class Receiver:
         )
         pipeline = Pipeline(self.batcher, processors=[])
         self.grpc = GrpcFrontEnd(pipeline, s.grpc_listen, s.grpc_max_receive_bytes)
+        if s.http_listen:
+            self.http = HttpFrontEnd(
+                pipeline, s.http_listen, s.http_max_receive_bytes, s.shutdown_timeout
+            )
         await self.grpc.start()
+        if self.http:
+            await self.http.start()
         log.info(
             "receiver_started",
             grpc_port=self.grpc.port,
             grpc_listen=s.grpc_listen,
+            http_port=self.http.port if self.http else None,
+            http_listen=s.http_listen,
             clickhouse_url=self.clickhouse_url,
             embedded_clickhouse=self.embedded is not None,
             spool_dir=str(s.spool_dir),
@@ -99,6 +109,7 @@ class Receiver:
         deadline = asyncio.get_running_loop().time() + self.settings.shutdown_timeout
         try:
             async with asyncio.timeout_at(deadline - 1.0):
+                http_stopping = asyncio.create_task(self.http.stop()) if self.http else None
                 stopping = (
                     asyncio.create_task(self.grpc.stop(grace=self.settings.shutdown_timeout))
                     if self.grpc
@@ -106,6 +117,8 @@ class Receiver:
                 )
                 if self.batcher:
                     await self.batcher.flush()
+                if http_stopping:
+                    await http_stopping
                 if stopping:
                     await stopping
         except TimeoutError:

@@ -17,39 +17,13 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceResponse,
-)
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from receiver.config import ConfigError
 from receiver.delivery import Unavailable
+from receiver.otlp import SERVICES, export_response, invalid_request_message
 from receiver.pipeline import Pipeline
 
 log = structlog.get_logger("receiver.grpc")
-
-# signal -> (gRPC service, response type, partial-success counter field, request type name)
-SERVICES: dict[str, tuple[str, Any, str, str]] = {
-    "traces": (
-        "opentelemetry.proto.collector.trace.v1.TraceService",
-        ExportTraceServiceResponse,
-        "rejected_spans",
-        "ExportTraceServiceRequest",
-    ),
-    "metrics": (
-        "opentelemetry.proto.collector.metrics.v1.MetricsService",
-        ExportMetricsServiceResponse,
-        "rejected_data_points",
-        "ExportMetricsServiceRequest",
-    ),
-    "logs": (
-        "opentelemetry.proto.collector.logs.v1.LogsService",
-        ExportLogsServiceResponse,
-        "rejected_log_records",
-        "ExportLogsServiceRequest",
-    ),
-}
 
 
 def retry_info_metadata(retry_after: float, message: str) -> tuple[tuple[str, bytes], ...]:
@@ -63,15 +37,14 @@ def retry_info_metadata(retry_after: float, message: str) -> tuple[tuple[str, by
 
 
 def _export_handler(pipeline: Pipeline, signal: str) -> grpc.RpcMethodHandler:
-    _, response_type, rejected_field, request_name = SERVICES[signal]
+    response_type = SERVICES[signal].response_type
 
     async def export(body: bytes, context: grpc.aio.ServicerContext) -> Any:
         try:
             decoded = await pipeline.export(signal, body)
         except DecodeError as exc:
             await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"request body is not a valid {request_name}: {exc}",
+                grpc.StatusCode.INVALID_ARGUMENT, invalid_request_message(signal, exc)
             )
         except Unavailable as exc:
             await context.abort(
@@ -79,11 +52,7 @@ def _export_handler(pipeline: Pipeline, signal: str) -> grpc.RpcMethodHandler:
                 str(exc),
                 trailing_metadata=retry_info_metadata(exc.retry_after, str(exc)),
             )
-        response = response_type()
-        if decoded.rejected:
-            setattr(response.partial_success, rejected_field, decoded.rejected)
-            response.partial_success.error_message = decoded.message
-        return response
+        return export_response(signal, decoded)
 
     return grpc.unary_unary_rpc_method_handler(
         export, request_deserializer=None, response_serializer=response_type.SerializeToString
@@ -102,8 +71,8 @@ class GrpcFrontEnd:
             ]
         )
         handlers: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
-        for signal, (service, *_rest) in SERVICES.items():
-            handlers[service] = {"Export": _export_handler(pipeline, signal)}
+        for signal, spec in SERVICES.items():
+            handlers[spec.service] = {"Export": _export_handler(pipeline, signal)}
         self._server.add_generic_rpc_handlers(
             [grpc.method_handlers_generic_handler(s, h) for s, h in handlers.items()]
         )
@@ -119,7 +88,7 @@ class GrpcFrontEnd:
 
     async def start(self) -> None:
         await self._server.start()
-        for service in ["", *(s for s, *_ in SERVICES.values())]:
+        for service in ["", *(spec.service for spec in SERVICES.values())]:
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
 
     async def stop(self, grace: float) -> None:

@@ -79,6 +79,8 @@ def receiver(
         tmp_path / "receiver",
         "--grpc-listen",
         "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
         "--clickhouse-url",
         clickhouse_url,
         "--data-dir",

@@ -32,10 +32,14 @@ class ReceiverProcess:
     def __init__(self, workdir: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         self.log_path = workdir / "receiver.log"
+        if "--http-listen" not in args and "OTEL_RECEIVER_HTTP_LISTEN" not in (env or {}):
+            # Tests never take the default ports: OTLP/HTTP is on unless disabled.
+            args = (*args, "--http-listen", "127.0.0.1:0")
         self.args = args
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self.grpc_port = 0
+        self.http_port: int | None = None
 
     def start(self, timeout: float = 30.0) -> ReceiverProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -51,6 +55,7 @@ class ReceiverProcess:
             lambda: self.event("receiver_started") or self._exited(), timeout, "receiver start"
         )
         self.grpc_port = started["grpc_port"]
+        self.http_port = started.get("http_port")
         return self
 
     def _exited(self) -> None:
@@ -76,6 +81,12 @@ class ReceiverProcess:
     @property
     def grpc_target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        """``http://127.0.0.1:PORT`` of the OTLP/HTTP front end."""
+        assert self.http_port, "OTLP/HTTP is disabled in this receiver"
+        return f"http://127.0.0.1:{self.http_port}"
 
     def stop(self, timeout: float = 20.0) -> int:
         assert self.process is not None

@@ -19,7 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from receiver.grpc_frontend import SERVICES
+from receiver.otlp import SERVICES
 
 from .fixtures import FIXTURES, signal_of
 from .receiver_process import ReceiverProcess, wait_for
@@ -122,7 +122,10 @@ def test_health_service_reports_serving(receiver: ReceiverProcess) -> None:
 def span(span_id: bytes, trace_id: bytes = b"\x01" * 16) -> trace_pb2.Span:
     now = time.time_ns()  # rows older than the table TTL are dropped on insert
     return trace_pb2.Span(
-        trace_id=trace_id, span_id=span_id, name="s", start_time_unix_nano=now,
+        trace_id=trace_id,
+        span_id=span_id,
+        name="s",
+        start_time_unix_nano=now,
         end_time_unix_nano=now + 1000,
     )
 
