@@ -21,6 +21,7 @@ from receiver.pipeline import Pipeline
 from receiver.schema_apply import apply_schema
 from receiver.sink import ClickHouseSink, connect
 from receiver.spool import Spool
+from receiver.stitch import RunResolver, stitch
 from receiver.tables import TABLE_COLUMNS
 
 log = structlog.get_logger("receiver.daemon")
@@ -55,6 +56,7 @@ class Receiver:
     batcher: Batcher | None = None
     grpc: GrpcFrontEnd | None = None
     http: HttpFrontEnd | None = None
+    resolver: RunResolver | None = None
 
     @property
     def clickhouse_url(self) -> str:
@@ -80,7 +82,11 @@ class Receiver:
             s.batch_max_delay,
             s.batch_max_queue_bytes,
         )
-        pipeline = Pipeline(self.batcher, processors=[])
+        pipeline = Pipeline(self.batcher, processors=[stitch])
+        self.resolver = RunResolver(
+            await asyncio.to_thread(connect, self.clickhouse_url), s.clickhouse_database
+        )
+        self.resolver.start()
         self.grpc = GrpcFrontEnd(pipeline, s.grpc_listen, s.grpc_max_receive_bytes)
         if s.http_listen:
             self.http = HttpFrontEnd(
@@ -123,6 +129,8 @@ class Receiver:
                     await stopping
         except TimeoutError:
             log.error("shutdown_timed_out", seconds=self.settings.shutdown_timeout)
+        if self.resolver:
+            await self.resolver.stop()
         if self.delivery:
             await self.delivery.stop()
         if self.sink:

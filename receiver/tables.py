@@ -13,6 +13,8 @@ METRICS_SUM = "otel_metrics_sum"
 METRICS_HISTOGRAM = "otel_metrics_histogram"
 METRICS_EXPONENTIAL_HISTOGRAM = "otel_metrics_exponential_histogram"
 METRICS_SUMMARY = "otel_metrics_summary"
+AGENT_SPANS = "agent_spans"
+AGENT_RUN_SIGHTINGS = "agent_run_sightings"
 
 _METRIC_COMMON = (
     "ResourceAttributes",
@@ -125,5 +127,29 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "ValueAtQuantiles.Quantile",
         "ValueAtQuantiles.Value",
         "Flags",
+    ),
+    AGENT_SPANS: (
+        "SpanId",
+        "TraceId",
+        "ParentSpanId",
+        "RunId",
+        "Kind",
+        "SpanName",
+        "Timestamp",
+        "Duration",
+    ),
+    AGENT_RUN_SIGHTINGS: (
+        "RunId",
+        "Kind",
+        "ServiceName",
+        "FirstSeen",
+        "LastSeen",
+        "TraceIds",
+        "LaunchId",
+        "TaskId",
+        "TicketId",
+        "StampedParentRunId",
+        "StampedParentSpanId",
+        "ThreadId",
     ),
 }
