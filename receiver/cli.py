@@ -36,6 +36,7 @@ def _settings_flags(parser: argparse.ArgumentParser, *names: str) -> None:
 
 _SERVE_FLAGS = ("grpc_listen", "http_listen", "clickhouse_url", "data_dir", "log_level")
 _CLICKHOUSE_FLAGS = ("data_dir", "embedded_http_port", "embedded_tcp_port", "log_level")
+_QUERY_FLAGS = ("clickhouse_url", "clickhouse_database", "embedded_http_port", "log_level")
 _SCHEMA_FLAGS = ("clickhouse_url", "data_dir", "log_level")
 
 
@@ -58,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     schema_commands = schema.add_subparsers(dest="schema_command", required=True, metavar="ACTION")
     apply = schema_commands.add_parser("apply", help="create or update every table now")
     _settings_flags(apply, *_SCHEMA_FLAGS)
+    tree = commands.add_parser(
+        "tree",
+        help="show a launch, Claude session or codex run as a tree (codex runs under the "
+        "Claude tool call that spawned them), with totals including children",
+    )
+    tree.add_argument("id", help="a cc.launch id, Claude session id, codex run id or trace id")
+    tree.add_argument("--format", choices=("text", "json"), default="text")
+    _settings_flags(tree, *_QUERY_FLAGS)
     return parser
 
 
@@ -104,6 +113,28 @@ def _run_schema_apply(settings: Settings) -> int:
     return 0
 
 
+def query_url(settings: Settings) -> str:
+    """Where to query: the configured ClickHouse, else the embedded one on its HTTP port."""
+    return settings.clickhouse_url or f"http://127.0.0.1:{settings.embedded_http_port}"
+
+
+def _run_tree(settings: Settings, args: argparse.Namespace) -> int:
+    from receiver.sink import connect
+    from receiver.tree import build_tree, render_json, render_text
+
+    client = connect(query_url(settings))
+    tops = build_tree(client, settings.clickhouse_database, args.id)
+    if not tops:
+        print(
+            f"otel-receiver: no agent run, launch or trace {args.id!r} in "
+            f"{settings.clickhouse_database!r}",
+            file=sys.stderr,
+        )
+        return EXIT_RUNTIME
+    print(render_json(tops) if args.format == "json" else render_text(tops))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if k in Settings.__dataclass_fields__}
@@ -113,7 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"otel-receiver: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(settings.log_level)
-    runner = {"serve": _run_serve, "clickhouse": _run_clickhouse, "schema": _run_schema_apply}
+    runner = {
+        "serve": _run_serve,
+        "clickhouse": _run_clickhouse,
+        "schema": _run_schema_apply,
+        "tree": lambda settings: _run_tree(settings, args),
+    }
     try:
         return runner[args.command](settings)
     except ConfigError as exc:
