@@ -225,7 +225,7 @@ WITH
         WHERE RunId IN (SELECT RunId FROM candidates) AND ParentSpanId != ''
     ),
     parent_spans AS (
-        SELECT SpanId, any(RunId) AS ParentRun FROM {db}.agent_spans
+        SELECT SpanId, any(RunId) AS ParentRun, any(Kind) AS ParentKind FROM {db}.agent_spans
         WHERE SpanId IN (SELECT ParentSpanId FROM child_spans)
         GROUP BY SpanId
     ),
@@ -234,39 +234,47 @@ WITH
             c.RunId AS RunId,
             argMinIf(p.ParentRun, c.Timestamp, p.ParentRun NOT IN ('', c.RunId)) AS LinkRun,
             argMinIf(c.ParentSpanId, c.Timestamp, p.ParentRun NOT IN ('', c.RunId)) AS LinkSpan,
+            argMinIf(p.ParentKind, c.Timestamp, p.ParentRun NOT IN ('', c.RunId)) AS LinkKind,
             argMinIf(c.ParentSpanId, c.Timestamp, p.ParentRun = '') AS MissingSpan
         FROM child_spans AS c
         LEFT JOIN parent_spans AS p ON c.ParentSpanId = p.SpanId
         GROUP BY c.RunId
     )
-SELECT
-    s.RunId,
-    s.Kind,
-    s.ServiceName,
-    multiIf(l.LinkRun != '', l.LinkRun, s.StampedParentRunId != '', s.StampedParentRunId,
-            s.LaunchId != '' AND s.Kind != 'cc_launch', s.LaunchId, '') AS ParentRunId,
-    multiIf(l.LinkRun != '', l.LinkSpan, s.StampedParentRunId != '', s.StampedParentSpanId,
-            l.MissingSpan) AS ParentSpanId,
-    multiIf(l.LinkRun != '', 'span_link', s.StampedParentRunId != '', 'stamped',
-            s.LaunchId != '' AND s.Kind != 'cc_launch', 'launch',
-            s.Kind = 'codex_run' OR l.MissingSpan != '', 'orphan', 'root') AS Resolution,
-    multiIf(Resolution != 'orphan', '',
-            l.MissingSpan != '', concat('parent span ', l.MissingSpan, ' has not arrived'),
-            'no parent context: no span link, no codex shim stamps, no cc.launch.id')
-        AS OrphanReason,
-    s.TraceIds[1] AS TraceId,
-    s.TraceIds,
-    s.LaunchId,
-    s.TaskId,
-    s.TicketId,
-    s.ThreadId,
-    s.FirstSeen,
-    s.LastSeen,
-    bitShiftLeft(toUInt64(multiIf(Resolution = 'span_link', 4, Resolution = 'stamped', 3,
-                                  Resolution = 'launch', 2, 1)), 42)
-        + toUInt64(toUnixTimestamp64Milli(now64(3))) AS Version
-FROM seen AS s
-LEFT JOIN links AS l ON s.RunId = l.RunId
+SELECT RunId, Kind, ServiceName, ParentRunId, ParentSpanId, Resolution, OrphanReason, TraceId,
+    TraceIds, LaunchId, TaskId, TicketId, ThreadId, FirstSeen, LastSeen, Version
+FROM (
+    SELECT
+        s.RunId,
+        s.Kind,
+        s.ServiceName,
+        multiIf(UseLink, l.LinkRun, s.StampedParentRunId != '', s.StampedParentRunId,
+                s.LaunchId != '' AND s.Kind != 'cc_launch', s.LaunchId, '') AS ParentRunId,
+        multiIf(UseLink, l.LinkSpan, s.StampedParentRunId != '', s.StampedParentSpanId,
+                l.MissingSpan) AS ParentSpanId,
+        multiIf(UseLink, 'span_link', s.StampedParentRunId != '', 'stamped',
+                s.LaunchId != '' AND s.Kind != 'cc_launch', 'launch',
+                s.Kind = 'codex_run' OR l.MissingSpan != '', 'orphan', 'root') AS Resolution,
+        multiIf(Resolution != 'orphan', '',
+                l.MissingSpan != '', concat('parent span ', l.MissingSpan, ' has not arrived'),
+                'no parent context: no span link, no codex shim stamps, no cc.launch.id')
+            AS OrphanReason,
+        s.TraceIds[1] AS TraceId,
+        s.TraceIds,
+        s.LaunchId,
+        s.TaskId,
+        s.TicketId,
+        s.ThreadId,
+        s.FirstSeen,
+        s.LastSeen,
+        bitShiftLeft(toUInt64(multiIf(Resolution = 'span_link', 4, Resolution = 'stamped', 3,
+                                      Resolution = 'launch', 2, 1)), 42)
+            + toUInt64(toUnixTimestamp64Milli(now64(3))) AS Version,
+        -- A link that only reaches the cc.launch span is less precise than the shim's stamps
+        -- naming the Claude session (Claude tracing off: codex inherits the launch context).
+        l.LinkRun != '' AND NOT (l.LinkKind = 'cc_launch' AND s.StampedParentRunId != '') AS UseLink
+    FROM seen AS s
+    LEFT JOIN links AS l ON s.RunId = l.RunId
+)
 SETTINGS join_use_nulls = 0
 """
 
