@@ -79,11 +79,12 @@ class _Sighting:
         self.traces: set[str] = set()
         self.thread = ""
 
-    def saw(self, when: int, trace_id: str, attributes: dict[str, str]) -> None:
+    def saw(self, when: int, until: int, trace_id: str, attributes: dict[str, str]) -> None:
+        """An item at ``when`` lasting until ``until`` (a span's end; ``when`` otherwise)."""
         if when < self.first:
             self.first = when
-        if when > self.last:
-            self.last = when
+        if until > self.last:
+            self.last = until
         if trace_id:
             self.traces.add(trace_id)
         if not self.thread and self.kind == CODEX_RUN:
@@ -153,11 +154,12 @@ def stitch(decoded: Decoded) -> None:
         attributes: dict[str, str],
         when: int,
         trace_id: str,
+        until: int = 0,
     ) -> None:
         entry = sightings.get(run_id)
         if entry is None:
             entry = sightings[run_id] = (_Sighting(kind, service, resource, when), attributes)
-        entry[0].saw(when, trace_id, attributes)
+        entry[0].saw(when, max(until, when), trace_id, attributes)
 
     ts, trace, span, parent, name, svc, res, attrs, duration = _SPAN_COLUMNS
     for row in decoded.rows.get(TRACES, ()):
@@ -165,7 +167,16 @@ def stitch(decoded: Decoded) -> None:
         if found is None:
             continue
         kind, run_id = found
-        sighted(kind, run_id, row[svc], row[res], row[attrs], row[ts], row[trace])
+        sighted(
+            kind,
+            run_id,
+            row[svc],
+            row[res],
+            row[attrs],
+            row[ts],
+            row[trace],
+            row[ts] + row[duration],
+        )
         agent_spans.append(
             (row[span], row[trace], row[parent], run_id, kind, row[name], row[ts], row[duration])
         )
