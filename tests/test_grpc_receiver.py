@@ -21,6 +21,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from receiver.otlp import SERVICES
 
+from .clickhouse_rows import count
 from .fixtures import FIXTURES, signal_of
 from .receiver_process import ReceiverProcess, wait_for
 
@@ -38,10 +39,6 @@ def export(channel: grpc.Channel, signal: str, body: bytes, **kwargs: object) ->
         method, request_serializer=None, response_deserializer=RESPONSES[signal].FromString
     )
     return call(body, timeout=10, **kwargs)
-
-
-def count(client: Client, database: str, table: str, where: str = "1") -> int:
-    return client.query(f"SELECT count() FROM {database}.{table} WHERE {where}").result_rows[0][0]
 
 
 def test_real_claude_and_codex_capture_replayed_in_arrival_order(

@@ -4,7 +4,6 @@ the real ClickHouse hold exactly what the SDK sent."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from clickhouse_connect.driver.client import Client
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
@@ -26,23 +25,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from .receiver_process import ReceiverProcess, wait_for
+from .clickhouse_rows import rows, wait_rows
+from .receiver_process import ReceiverProcess
 
 RESOURCE = Resource.create({"service.name": "sdk-test", "deployment.environment": "ci"})
-
-
-def rows(client: Client, database: str, sql: str) -> list[dict[str, Any]]:
-    result = client.query(sql.format(db=database))
-    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
-
-
-def wait_rows(client: Client, database: str, sql: str, count: int) -> list[dict[str, Any]]:
-    """Poll until the query returns ``count`` rows (tables exist from start-up)."""
-    return wait_for(
-        lambda: (found := rows(client, database, sql)) and len(found) >= count and found,
-        10.0,
-        f"{count} rows from {sql!r}",
-    )
 
 
 def test_sdk_spans_are_stored_exactly(

@@ -49,6 +49,7 @@ from receiver.http_frontend import json_to_protobuf
 from receiver.otlp import SERVICES
 from receiver.schema_apply import apply_schema
 
+from .clickhouse_rows import count, rows, wait_rows
 from .fixtures import FIXTURES, signal_of
 from .receiver_process import ReceiverProcess, wait_for
 
@@ -113,24 +114,6 @@ def post(
 ) -> Reply:
     extra = {name.replace("_", "-"): value for name, value in headers.items()}
     return call(receiver, "POST", f"/v1/{signal}", body, {"Content-Type": content_type, **extra})
-
-
-def rows(client: Client, database: str, sql: str) -> list[dict[str, Any]]:
-    result = client.query(sql.format(db=database))
-    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
-
-
-def wait_rows(client: Client, database: str, sql: str, count: int) -> list[dict[str, Any]]:
-    """Poll until the query returns ``count`` rows."""
-    return wait_for(
-        lambda: (found := rows(client, database, sql)) and len(found) >= count and found,
-        10.0,
-        f"{count} rows from {sql!r}",
-    )
-
-
-def count(client: Client, database: str, table: str, where: str = "1") -> int:
-    return client.query(f"SELECT count() FROM {database}.{table} WHERE {where}").result_rows[0][0]
 
 
 def assert_serving(receiver: ReceiverProcess) -> None:
