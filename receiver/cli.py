@@ -34,7 +34,15 @@ def _settings_flags(parser: argparse.ArgumentParser, *names: str) -> None:
         )
 
 
-_SERVE_FLAGS = ("grpc_listen", "http_listen", "clickhouse_url", "data_dir", "log_level")
+_SERVE_FLAGS = (
+    "grpc_listen",
+    "http_listen",
+    "metrics_listen",
+    "clickhouse_url",
+    "data_dir",
+    "log_level",
+)
+_STATUS_FLAGS = ("metrics_listen", "clickhouse_url", "data_dir", "log_level")
 _CLICKHOUSE_FLAGS = ("data_dir", "embedded_http_port", "embedded_tcp_port", "log_level")
 _QUERY_FLAGS = ("clickhouse_url", "clickhouse_database", "embedded_http_port", "log_level")
 _SCHEMA_FLAGS = ("clickhouse_url", "data_dir", "log_level")
@@ -51,6 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="receive OTLP and store it in ClickHouse (starts an embedded one if no URL is set)",
     )
     _settings_flags(serve, *_SERVE_FLAGS)
+    serve.add_argument(
+        "--insecure-allow-unauthenticated",
+        dest="insecure_allow_unauthenticated",
+        action="store_const",
+        const=True,
+        default=None,
+        help="accept clients without a token or certificate on a non-loopback address",
+    )
+    status = commands.add_parser(
+        "status",
+        help="summarize a running receiver (its /metrics) and whether ClickHouse answers",
+    )
+    _settings_flags(status, *_STATUS_FLAGS)
     clickhouse = commands.add_parser(
         "clickhouse", help="run only the embedded ClickHouse server, in the foreground"
     )
@@ -67,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     tree.add_argument("id", help="a cc.launch id, Claude session id, codex run id or trace id")
     tree.add_argument("--format", choices=("text", "json"), default="text")
     _settings_flags(tree, *_QUERY_FLAGS)
+    from receiver.reports import add_commands as add_report_commands
+
+    add_report_commands(commands, _settings_flags)  # report NAME, reports, sessions
     return parser
 
 
@@ -84,6 +108,10 @@ def _run_clickhouse(settings: Settings) -> int:
 
     server = start_embedded_clickhouse(settings)
     print(f"ClickHouse is listening: HTTP {server.url}  native tcp port {server.tcp_port}")
+    print(
+        f"user {server.credentials.username}, password in "
+        f"{settings.clickhouse_data_dir / 'password'}"
+    )
 
     def stop(signum: int, frame: object) -> None:
         server.stop()
@@ -95,13 +123,17 @@ def _run_clickhouse(settings: Settings) -> int:
 
 
 def _run_schema_apply(settings: Settings) -> int:
+    from receiver.credentials import clickhouse_credentials
     from receiver.daemon import start_embedded_clickhouse
     from receiver.schema_apply import apply_schema
     from receiver.sink import connect
 
     server = start_embedded_clickhouse(settings) if settings.uses_embedded_clickhouse else None
     try:
-        client = connect(server.url if server else settings.clickhouse_url)
+        if server:
+            client = connect(server.url, credentials=server.credentials)
+        else:
+            client = connect(settings.clickhouse_url, credentials=clickhouse_credentials(settings))
         applied = apply_schema(client, settings.clickhouse_database, settings)
         print(
             f"schema is current in database {settings.clickhouse_database!r}; newly applied: "
@@ -113,16 +145,23 @@ def _run_schema_apply(settings: Settings) -> int:
     return 0
 
 
+def _run_status(settings: Settings) -> int:
+    from receiver.status import run
+
+    return run(settings)
+
+
 def query_url(settings: Settings) -> str:
     """Where to query: the configured ClickHouse, else the embedded one on its HTTP port."""
     return settings.clickhouse_url or f"http://127.0.0.1:{settings.embedded_http_port}"
 
 
 def _run_tree(settings: Settings, args: argparse.Namespace) -> int:
+    from receiver.credentials import query_credentials
     from receiver.sink import connect
     from receiver.tree import build_tree, render_json, render_text
 
-    client = connect(query_url(settings))
+    client = connect(query_url(settings), credentials=query_credentials(settings))
     tops = build_tree(client, settings.clickhouse_database, args.id)
     if not tops:
         print(
@@ -133,6 +172,17 @@ def _run_tree(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_RUNTIME
     print(render_json(tops) if args.format == "json" else render_text(tops))
     return 0
+
+
+def _run_reports(settings: Settings, args: argparse.Namespace) -> int:
+    from receiver.credentials import query_credentials
+    from receiver.reports import run_command
+    from receiver.sink import connect
+
+    url = query_url(settings)
+    return run_command(
+        settings, args, url, lambda: connect(url, credentials=query_credentials(settings))
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -149,6 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "clickhouse": _run_clickhouse,
         "schema": _run_schema_apply,
         "tree": lambda settings: _run_tree(settings, args),
+        "status": _run_status,
+        "report": lambda settings: _run_reports(settings, args),
+        "reports": lambda settings: _run_reports(settings, args),
+        "sessions": lambda settings: _run_reports(settings, args),
     }
     try:
         return runner[args.command](settings)

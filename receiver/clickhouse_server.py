@@ -32,6 +32,8 @@ from xml.sax.saxutils import escape as xml_escape
 
 import structlog
 
+from receiver.credentials import USERS_FILE, Credentials, embedded_credentials, write_users_file
+
 log = structlog.get_logger("receiver.clickhouse_server")
 
 INSTALL_HINT = "pip install 'agent-otel-receiver[local]'"
@@ -86,21 +88,23 @@ _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _HTTP_ERRORS = (OSError, http.client.HTTPException)  # URLError and HTTPError are OSErrors
 
 
-def _http_query(url: str, sql: str, timeout: float) -> str:
+def _http_query(url: str, sql: str, timeout: float, headers: dict[str, str] | None = None) -> str:
     """POST one query to ClickHouse's HTTP interface; raises one of _HTTP_ERRORS on failure."""
-    request = urllib.request.Request(url + "/", data=sql.encode(), method="POST")
+    request = urllib.request.Request(
+        url + "/", data=sql.encode(), method="POST", headers=headers or {}
+    )
     with _opener.open(request, timeout=timeout) as response:
         return response.read().decode()
 
 
-def _wait_for_http(url: str, deadline: float) -> bool:
+def _wait_for_http(url: str, deadline: float, headers: dict[str, str] | None = None) -> bool:
     """Poll ``SELECT 1`` until it answers (True) or the monotonic ``deadline`` passes (False)."""
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
         try:
-            if _http_query(url, "SELECT 1", timeout=min(remaining, 2.0)).strip() == "1":
+            if _http_query(url, "SELECT 1", min(remaining, 2.0), headers).strip() == "1":
                 return True
         except _HTTP_ERRORS:
             pass
@@ -144,8 +148,10 @@ class EmbeddedClickHouse:
         http_port: int = 8123,
         tcp_port: int = 9000,
         startup_timeout: float = 30.0,
+        extra_config: str = "",
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.extra_config = extra_config  # more XML inside <clickhouse> (e.g. a test cluster)
         self.listen_host = listen_host
         self.http_port = http_port
         self.tcp_port = tcp_port
@@ -157,6 +163,8 @@ class EmbeddedClickHouse:
         self._lock_file: IO[bytes] | None = None
         self._log_file: IO[bytes] | None = None
         self._guard = threading.RLock()
+        # Access control (receiver.credentials): user and generated password for clients.
+        self.credentials = Credentials()
 
     @property
     def url(self) -> str:
@@ -237,8 +245,17 @@ class EmbeddedClickHouse:
         lock_file.flush()
         self._lock_file = lock_file
 
+    @property
+    def dsn(self) -> str:
+        """The HTTP URL with the user and password in it, for clients that take one URL."""
+        return self.credentials.dsn(self.url)
+
     def _spawn(self) -> None:
         http_port, tcp_port = self._requested_ports
+        # Access control (receiver.credentials): the generated password's user, and a
+        # ``default`` that can only start listening (clickhouse-local's own session).
+        self.credentials = embedded_credentials(self.data_dir)
+        write_users_file(self.run_dir, self.credentials.password or "")
         (self.run_dir / "config.xml").write_text(
             "<clickhouse>\n"
             f"  <listen_host>{xml_escape(_bind_host(self.listen_host))}</listen_host>\n"
@@ -247,6 +264,8 @@ class EmbeddedClickHouse:
             # Shutdown waits for idle HTTP keep-alive connections to time out (5 s at most,
             # then it is forced and the child exits 1): keep that wait, and so stop(), short.
             f"  <keep_alive_timeout>{_KEEP_ALIVE_SECONDS}</keep_alive_timeout>\n"
+            f"  <users_config>{USERS_FILE}</users_config>\n"
+            f"{self.extra_config}"
             "</clickhouse>\n"
         )
         (self.run_dir / _PORTS_FILE).unlink(missing_ok=True)
@@ -289,7 +308,8 @@ class EmbeddedClickHouse:
                 raise self._not_ready()
             time.sleep(0.02)
         self.http_port, self.tcp_port = ports
-        while not _wait_for_http(self.url, min(deadline, time.monotonic() + 0.25)):
+        headers = self.credentials.http_headers()
+        while not _wait_for_http(self.url, min(deadline, time.monotonic() + 0.25), headers):
             self._raise_if_exited()
             if time.monotonic() > deadline:
                 raise self._not_ready()
@@ -348,7 +368,12 @@ class EmbeddedClickHouse:
                 began = time.monotonic()
                 deadline = began + timeout
                 try:
-                    _http_query(self.url, _KILL_KEEPALIVE, timeout=min(max(timeout / 2, 0.5), 3))
+                    _http_query(
+                        self.url,
+                        _KILL_KEEPALIVE,
+                        timeout=min(max(timeout / 2, 0.5), 3),
+                        headers=self.credentials.http_headers(),
+                    )
                 except _HTTP_ERRORS as exc:
                     # The child's SIGTERM handler cancels the same query from inside.
                     log.warning("embedded_clickhouse_kill_query_failed", error=str(exc))
@@ -461,7 +486,7 @@ def _child_main(argv: list[str] | None = None) -> int:
             print("signal received; shutting down", file=sys.stderr, flush=True)
         else:
             continue
-        _cancel_keepalive(ports_path, args.listen_host)
+        _cancel_keepalive(ports_path, args.listen_host, Path(args.data_dir))
         server.join(_CHILD_SELF_STOP_SECONDS)
         break
     sys.stdout.flush()
@@ -474,14 +499,15 @@ def _child_main(argv: list[str] | None = None) -> int:
     return _EXIT_ORPHANED if orphaned else _EXIT_STOPPED
 
 
-def _cancel_keepalive(ports_path: Path, listen_host: str) -> None:
+def _cancel_keepalive(ports_path: Path, listen_host: str, data_dir: Path) -> None:
     """Cancel our own keep-alive query over HTTP, the one clean way to stop the server."""
     ports = _read_ports(ports_path)
     if ports is None:
         return
     url = _http_url(_connect_host(listen_host), ports[0])
     try:
-        _http_query(url, _KILL_KEEPALIVE, timeout=2.0)
+        headers = embedded_credentials(data_dir).http_headers()
+        _http_query(url, _KILL_KEEPALIVE, timeout=2.0, headers=headers)
     except _HTTP_ERRORS as exc:
         print(f"could not cancel the keep-alive query: {exc}", file=sys.stderr, flush=True)
 

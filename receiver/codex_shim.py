@@ -38,15 +38,18 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from receiver.launch import (
+    CA_FILE_ENV,
     DEFAULT_ENDPOINT,
     ENDPOINT_ENV,
     LAUNCH_ID_ENV,
     RESOURCE_ENV,
     SHIM_MARKER,
+    TOKEN_FILE_ENV,
     merge_resource_attributes,
     new_id,
     normalize_endpoint,
     parse_traceparent,
+    read_token,
 )
 
 EXIT_NOT_EXECUTABLE = 126
@@ -103,10 +106,21 @@ def receiver_endpoint(env: Mapping[str, str]) -> str:
     return DEFAULT_ENDPOINT
 
 
-def otel_overrides(endpoint: str) -> list[str]:
-    """``-c`` arguments that send codex's logs, traces and metrics to ``endpoint`` (gRPC)."""
+def otel_overrides(endpoint: str, token: str = "", ca_file: str = "") -> list[str]:
+    """``-c`` arguments that send codex's logs, traces and metrics to ``endpoint`` (gRPC),
+    with the receiver's bearer token (``headers``) and CA (``tls.ca-certificate``) when set.
+
+    Codex takes its exporter headers only from its config, so the token is on codex's
+    command line: visible to other users of the machine in ``ps``. On a shared machine give
+    each user their own token (README "Security").
+    """
     # A JSON string is a valid TOML basic string.
-    value = f"{{otlp-grpc={{endpoint={json.dumps(endpoint)}}}}}"
+    fields = [f"endpoint={json.dumps(endpoint)}"]
+    if token:
+        fields.append(f"headers={{authorization={json.dumps('Bearer ' + token)}}}")
+    if ca_file:
+        fields.append(f"tls={{ca-certificate={json.dumps(ca_file)}}}")
+    value = f"{{otlp-grpc={{{', '.join(fields)}}}}}"
     overrides: list[str] = []
     for key in OTEL_EXPORTER_KEYS:
         overrides += ["-c", f"otel.{key}={value}"]
@@ -132,7 +146,9 @@ def rewrite(args: Sequence[str], env: Mapping[str, str]) -> tuple[list[str], dic
     index = find_subcommand(args)
     if index is None or args[index] not in EXEC_SUBCOMMANDS:
         return args, env
-    args[index + 1 : index + 1] = otel_overrides(receiver_endpoint(env))
+    token = read_token(env[TOKEN_FILE_ENV]) if env.get(TOKEN_FILE_ENV) else ""
+    overrides = otel_overrides(receiver_endpoint(env), token, env.get(CA_FILE_ENV, ""))
+    args[index + 1 : index + 1] = overrides
     env[RESOURCE_ENV] = merge_resource_attributes(env.get(RESOURCE_ENV), stamps(env), RUN_KEYS)
     return args, env
 

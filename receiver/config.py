@@ -23,6 +23,10 @@ ENV_PREFIX = "OTEL_RECEIVER_"
 DEFAULT_CONFIG_FILE = Path("config/receiver.toml")
 
 
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True}
+_BOOLS.update({"0": False, "false": False, "no": False, "off": False, "": False})
+
+
 class ConfigError(ValueError):
     """A setting is invalid; the message names the setting and its source."""
 
@@ -100,6 +104,61 @@ class Settings:
     redaction_custom_detectors: dict[str, str] = _setting(
         {}, "redaction.custom_detectors", "extra detectors: name = regular expression"
     )
+    # Security and operations. Secrets (bearer tokens, the ClickHouse password) are never
+    # settings: they come from files named here or from the environment (README "Security").
+    auth_tokens_file: str = _setting(
+        "",
+        "auth.tokens_file",
+        "bearer tokens file: TOKEN or TENANT:TOKEN per line (also $OTEL_RECEIVER_AUTH_TOKENS)",
+    )
+    insecure_allow_unauthenticated: bool = _setting(
+        False,
+        "auth.insecure_allow_unauthenticated",
+        "accept clients without a token or certificate on a non-loopback address",
+    )
+    tls_cert_file: str = _setting(
+        "", "tls.cert_file", "PEM certificate (chain) for TLS on both OTLP ports; empty: no TLS"
+    )
+    tls_key_file: str = _setting("", "tls.key_file", "PEM private key of tls.cert_file")
+    tls_client_ca_file: str = _setting(
+        "", "tls.client_ca_file", "PEM CA bundle: clients must present a certificate it signed"
+    )
+    clickhouse_user: str = _setting(
+        "", "clickhouse.user", "ClickHouse user; empty: the URL's, else default"
+    )
+    clickhouse_password_file: str = _setting(
+        "",
+        "clickhouse.password_file",
+        "ClickHouse password file (or $OTEL_RECEIVER_CLICKHOUSE_PASSWORD)",
+    )
+    clickhouse_ca_file: str = _setting(
+        "", "clickhouse.ca_file", "PEM CA bundle to verify an https ClickHouse; empty: system CAs"
+    )
+    clickhouse_cluster: str = _setting(
+        "", "clickhouse.cluster", "cluster: DDL ON CLUSTER, Replicated* engines, Distributed tables"
+    )
+    limits_max_items_per_request: int = _setting(
+        100_000, "limits.max_items_per_request", "spans, log records or points per request"
+    )
+    limits_max_attributes: int = _setting(
+        256, "limits.max_attributes", "attributes per resource, scope, item, event or link"
+    )
+    limits_max_attribute_key_bytes: int = _setting(
+        1024, "limits.max_attribute_key_bytes", "longest attribute key, in bytes"
+    )
+    limits_max_attribute_value_bytes: int = _setting(
+        1024 * 1024,
+        "limits.max_attribute_value_bytes",
+        "longer string or bytes values (and log bodies) are truncated",
+    )
+    limits_max_nesting_depth: int = _setting(
+        16, "limits.max_nesting_depth", "deepest array/kvlist nesting in a value"
+    )
+    limits_max_span_events: int = _setting(1024, "limits.max_span_events", "events per span")
+    limits_max_span_links: int = _setting(1024, "limits.max_span_links", "links per span")
+    metrics_listen: str = _setting(
+        "127.0.0.1:9464", "metrics.listen", "Prometheus /metrics address; empty disables it"
+    )
 
     @property
     def clickhouse_data_dir(self) -> Path:
@@ -141,6 +200,12 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             ):
                 raise ValueError
             return dict(table)
+        if kind == "bool":
+            if isinstance(raw, str) and raw.strip().lower() in _BOOLS:
+                return _BOOLS[raw.strip().lower()]
+            if not isinstance(raw, bool):
+                raise ValueError
+            return raw
         if kind == "int":
             if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
                 raise ValueError
@@ -248,8 +313,8 @@ def validate(s: Settings) -> None:
         raise ConfigError("clickhouse_ttl_days: must be 0 (no TTL) or more")
     if not is_loopback(s.embedded_listen_host):
         raise ConfigError(
-            "embedded_listen_host: the embedded ClickHouse has no password and must listen "
-            f"on loopback, got {s.embedded_listen_host!r}"
+            "embedded_listen_host: the embedded ClickHouse keeps a passwordless internal user "
+            f"and must listen on loopback, got {s.embedded_listen_host!r}"
         )
     for name in ("embedded_http_port", "embedded_tcp_port"):
         if not 0 <= getattr(s, name) <= 65535:
@@ -264,5 +329,31 @@ def validate(s: Settings) -> None:
         raise ConfigError("shutdown_timeout: must be between 0 and 600 seconds")
     if not 0 < s.batch_max_delay <= 60:
         raise ConfigError("batch_max_delay: must be between 0 and 60 seconds")
+    _validate_security(s)
     if s.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log_level: expected debug, info, warning or error, got {s.log_level!r}")
+
+
+def _validate_security(s: Settings) -> None:
+    """The settings of README "Security" and "Operations" (files are checked when opened)."""
+    if bool(s.tls_cert_file) != bool(s.tls_key_file):
+        raise ConfigError("tls_cert_file and tls_key_file: set both or neither")
+    if s.tls_client_ca_file and not s.tls_cert_file:
+        raise ConfigError("tls_client_ca_file: client certificates need TLS (tls_cert_file)")
+    if s.metrics_listen:
+        parse_host_port(s.metrics_listen, "metrics_listen")
+    if s.clickhouse_cluster and not s.clickhouse_cluster.replace("_", "").isalnum():
+        raise ConfigError(
+            f"clickhouse_cluster: letters, digits and _ only, got {s.clickhouse_cluster!r}"
+        )
+    for name in (
+        "limits_max_items_per_request",
+        "limits_max_attributes",
+        "limits_max_attribute_key_bytes",
+        "limits_max_attribute_value_bytes",
+        "limits_max_nesting_depth",
+        "limits_max_span_events",
+        "limits_max_span_links",
+    ):
+        if getattr(s, name) < 0:
+            raise ConfigError(f"{name}: must be 0 (no limit) or more")

@@ -5,20 +5,28 @@ and nothing accepted is dropped on the way down."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 from dataclasses import dataclass
 
 import structlog
+from clickhouse_connect.driver.client import Client
 
+from receiver import tls
+from receiver.auth import Authenticator, check_exposure, load_tokens
 from receiver.batch import Batcher
 from receiver.clickhouse_server import EmbeddedClickHouse
-from receiver.config import Settings
+from receiver.config import ConfigError, Settings
+from receiver.credentials import Credentials, clickhouse_credentials, safe_url
 from receiver.delivery import Delivery
 from receiver.grpc_frontend import GrpcFrontEnd
 from receiver.http_frontend import HttpFrontEnd
+from receiver.limits import Limits
 from receiver.pipeline import Pipeline
+from receiver.redact import Redactor
 from receiver.schema_apply import apply_schema
+from receiver.selfmetrics import QUEUE_BYTES, SPOOL_BYTES, SPOOL_FILES, MetricsServer, watch
 from receiver.sink import ClickHouseSink, connect
 from receiver.spool import Spool
 from receiver.stitch import RunResolver, stitch
@@ -57,16 +65,55 @@ class Receiver:
     grpc: GrpcFrontEnd | None = None
     http: HttpFrontEnd | None = None
     resolver: RunResolver | None = None
+    authenticator: Authenticator | None = None
+    metrics: MetricsServer | None = None
 
     @property
     def clickhouse_url(self) -> str:
         return self.embedded.url if self.embedded else self.settings.clickhouse_url
 
+    @property
+    def clickhouse_credentials(self) -> Credentials:
+        if self.embedded:
+            return self.embedded.credentials
+        return clickhouse_credentials(self.settings)
+
+    def connect(self) -> Client:
+        """A ClickHouse client with the configured credentials (blocking: run in a thread).
+
+        In cluster mode inserts into the Distributed tables wait until the shards have the
+        rows, so an acknowledged request is durable there too.
+        """
+        extra = {"distributed_foreground_insert": 1} if self.settings.clickhouse_cluster else {}
+        return connect(self.clickhouse_url, credentials=self.clickhouse_credentials, **extra)
+
+    def reload_tokens(self) -> None:
+        """SIGHUP: re-read the bearer tokens (rotation without a restart)."""
+        if self.authenticator is None:
+            return
+        try:
+            tokens = load_tokens(self.settings)
+        except ConfigError as exc:
+            log.error("tokens_not_reloaded", error=str(exc))
+            return
+        if not tokens and self.authenticator.enabled:
+            log.error("tokens_not_reloaded", error="no token left: keeping the current ones")
+            return
+        self.authenticator.replace(tokens)
+        log.info("tokens_reloaded", tokens=len(tokens))
+
     async def start(self) -> None:
         s = self.settings
+        # Security settings first: a refused configuration must not start ClickHouse.
+        tokens = load_tokens(s)
+        for warning in check_exposure(s, tokens):
+            log.warning("security_warning", message=warning)
+        self.authenticator = Authenticator(tokens)
+        grpc_credentials = tls.grpc_credentials(s)
+        ssl_context = tls.server_context(s)
         if s.uses_embedded_clickhouse:
             self.embedded = await asyncio.to_thread(start_embedded_clickhouse, s)
-        client = await asyncio.to_thread(connect, self.clickhouse_url)
+        client = await asyncio.to_thread(self.connect)
         applied = await asyncio.to_thread(apply_schema, client, s.clickhouse_database, s)
         log.info("schema_ready", database=s.clickhouse_database, newly_applied=applied)
         self.sink = ClickHouseSink(client, s.clickhouse_database)
@@ -82,16 +129,36 @@ class Receiver:
             s.batch_max_delay,
             s.batch_max_queue_bytes,
         )
-        pipeline = Pipeline(self.batcher, processors=[stitch])
-        self.resolver = RunResolver(
-            await asyncio.to_thread(connect, self.clickhouse_url), s.clickhouse_database
+        pipeline = Pipeline(
+            self.batcher,
+            processors=[Redactor.from_settings(s).process, stitch],
+            limits=Limits.from_settings(s),
         )
+        self.resolver = RunResolver(await asyncio.to_thread(self.connect), s.clickhouse_database)
         self.resolver.start()
-        self.grpc = GrpcFrontEnd(pipeline, s.grpc_listen, s.grpc_max_receive_bytes)
+        self.grpc = GrpcFrontEnd(
+            pipeline,
+            s.grpc_listen,
+            s.grpc_max_receive_bytes,
+            authenticator=self.authenticator,
+            credentials=grpc_credentials,
+        )
         if s.http_listen:
             self.http = HttpFrontEnd(
-                pipeline, s.http_listen, s.http_max_receive_bytes, s.shutdown_timeout
+                pipeline,
+                s.http_listen,
+                s.http_max_receive_bytes,
+                s.shutdown_timeout,
+                authenticator=self.authenticator,
+                ssl_context=ssl_context,
             )
+        watch(SPOOL_BYTES, lambda: spool.bytes)
+        watch(SPOOL_FILES, lambda: spool.files)
+        batcher = self.batcher
+        watch(QUEUE_BYTES, lambda: batcher.queued_bytes)
+        if s.metrics_listen:
+            self.metrics = MetricsServer(s.metrics_listen)
+            await self.metrics.start()
         await self.grpc.start()
         if self.http:
             await self.http.start()
@@ -101,8 +168,12 @@ class Receiver:
             grpc_listen=s.grpc_listen,
             http_port=self.http.port if self.http else None,
             http_listen=s.http_listen,
-            clickhouse_url=self.clickhouse_url,
+            clickhouse_url=safe_url(self.clickhouse_url),
             embedded_clickhouse=self.embedded is not None,
+            metrics_port=self.metrics.port if self.metrics else None,
+            tls=ssl_context is not None,
+            client_certificates=bool(s.tls_client_ca_file),
+            auth_tokens=len(tokens),
             spool_dir=str(s.spool_dir),
         )
 
@@ -135,10 +206,30 @@ class Receiver:
             await self.delivery.stop()
         if self.sink:
             self.sink.close()
+        if self.metrics:
+            await self.metrics.stop()
         if self.embedded:
             remaining = max(deadline - asyncio.get_running_loop().time(), 1.0)
             await asyncio.to_thread(self.embedded.stop, remaining)
         log.info("receiver_stopped")
+
+
+# Young-generation threshold: CPython's default (700) collects every few hundred rows.
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
+def tune_garbage_collector() -> None:
+    """Make the cyclic garbage collector cheap for a receiver under load.
+
+    Rows wait about a second in their batch, so they outlive the young generations and every
+    collection walks them, and full collections also walk every object of the start-up (the
+    protobuf, gRPC and ClickHouse client modules). Freezing what exists once the receiver is
+    up and collecting the young generation less often took the collector from about 7 µs to
+    3 µs of CPU per item on the benchmark (docs/BENCHMARKS.md), for ~10 MB more peak RSS.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def serve(settings: Settings) -> None:
@@ -156,8 +247,10 @@ async def serve(settings: Settings) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    loop.add_signal_handler(signal.SIGHUP, receiver.reload_tokens)
     try:
         await receiver.start()
+        tune_garbage_collector()
         await stopping.wait()
         log.info("shutdown_requested")
     finally:

@@ -5,6 +5,11 @@ It only receives bytes and answers; decoding and storage live in the pipeline. R
 taken as raw bytes (no generated deserializer) so that an undecodable body is answered
 ``INVALID_ARGUMENT`` with a message, instead of grpc's generic ``INTERNAL``. gzip and deflate
 request compression are handled by grpc itself.
+
+Security (README "Security"): ``Export`` calls are checked for a bearer token in the
+``authorization`` metadata when tokens are configured (``receiver.auth``; the health service
+stays open), TLS / mTLS come from ``receiver.tls``, and requests over the input limits get
+``RESOURCE_EXHAUSTED`` (``receiver.limits``).
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
+from receiver.auth import UNAUTHENTICATED_MESSAGE, Authenticator, Unauthenticated
 from receiver.config import ConfigError
 from receiver.delivery import Unavailable
+from receiver.limits import LimitExceeded
 from receiver.otlp import SERVICES, export_response, invalid_request_message
 from receiver.pipeline import Pipeline
 
@@ -36,12 +43,29 @@ def retry_info_metadata(retry_after: float, message: str) -> tuple[tuple[str, by
     return (("grpc-status-details-bin", status.SerializeToString()),)
 
 
-def _export_handler(pipeline: Pipeline, signal: str) -> grpc.RpcMethodHandler:
+def _authorization(context: grpc.aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return value if isinstance(value, str) else None
+    return None
+
+
+def _export_handler(
+    pipeline: Pipeline, signal: str, authenticator: Authenticator | None
+) -> grpc.RpcMethodHandler:
     response_type = SERVICES[signal].response_type
 
     async def export(body: bytes, context: grpc.aio.ServicerContext) -> Any:
+        tenant = ""
+        if authenticator is not None and authenticator.enabled:
+            try:
+                tenant = authenticator.authenticate(_authorization(context), "grpc")
+            except Unauthenticated:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
         try:
-            decoded = await pipeline.export(signal, body)
+            decoded = await pipeline.export(signal, body, tenant)
+        except LimitExceeded as exc:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except DecodeError as exc:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, invalid_request_message(signal, exc)
@@ -62,7 +86,14 @@ def _export_handler(pipeline: Pipeline, signal: str) -> grpc.RpcMethodHandler:
 class GrpcFrontEnd:
     """An aio gRPC server bound to one address."""
 
-    def __init__(self, pipeline: Pipeline, listen: str, max_receive_bytes: int) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        listen: str,
+        max_receive_bytes: int,
+        authenticator: Authenticator | None = None,
+        credentials: grpc.ServerCredentials | None = None,
+    ) -> None:
         self._server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", max_receive_bytes),
@@ -72,7 +103,7 @@ class GrpcFrontEnd:
         )
         handlers: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
         for signal, spec in SERVICES.items():
-            handlers[spec.service] = {"Export": _export_handler(pipeline, signal)}
+            handlers[spec.service] = {"Export": _export_handler(pipeline, signal, authenticator)}
         self._server.add_generic_rpc_handlers(
             [grpc.method_handlers_generic_handler(s, h) for s, h in handlers.items()]
         )
@@ -80,7 +111,10 @@ class GrpcFrontEnd:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self._listen = listen
         try:
-            self.port = self._server.add_insecure_port(listen)
+            if credentials is None:
+                self.port = self._server.add_insecure_port(listen)
+            else:
+                self.port = self._server.add_secure_port(listen, credentials)
         except RuntimeError as exc:
             raise ConfigError(
                 f"grpc_listen: cannot listen on {listen} (address in use or not local): {exc}"

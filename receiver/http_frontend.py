@@ -8,7 +8,10 @@ uses the request's content type, with the status codes the OTLP/HTTP specificati
 200 with the Export response (and partial success when items were rejected), 400 with a
 ``google.rpc.Status`` for an undecodable body, 413 over the size limit, 415 for an unknown
 content type or encoding, 404 and 405 for other paths and methods, and 503 with
-``Retry-After`` when the receiver cannot make the data durable now.
+``Retry-After`` when the receiver cannot make the data durable now. With tokens configured, an
+aiohttp middleware answers 401 (``WWW-Authenticate: Bearer``) on the OTLP paths without a valid
+``Authorization: Bearer`` header (``receiver.auth``; ``/health`` stays open); TLS and mTLS come
+from ``receiver.tls``; requests over the input limits get 413 (``receiver.limits``).
 
 Why aiohttp: it is asyncio-native, so the server runs on the daemon's event loop next to
 grpc.aio and the batcher and a request simply awaits ``Pipeline.export`` as the gRPC handler
@@ -31,6 +34,7 @@ import json
 import math
 import re
 import socket
+import ssl
 import zlib
 from typing import Any
 
@@ -39,10 +43,13 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, status_pb2
 
+from receiver.auth import UNAUTHENTICATED_MESSAGE, Authenticator, Unauthenticated
 from receiver.config import ConfigError, parse_host_port
 from receiver.delivery import Unavailable
+from receiver.limits import LimitExceeded
 from receiver.otlp import SERVICES, export_response, invalid_request_message
 from receiver.pipeline import Pipeline
+from receiver.selfmetrics import REQUESTS_REJECTED
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -50,6 +57,7 @@ _CONTENT_TYPES = {PROTOBUF: "protobuf", JSON: "json"}
 _ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _LISTEN_BACKLOG = 1024
+_OTLP_PATHS = frozenset(spec.http_path for spec in SERVICES.values())
 
 
 class HttpError(Exception):
@@ -266,13 +274,17 @@ class HttpFrontEnd:
         listen: str,
         max_receive_bytes: int,
         shutdown_timeout: float = 10.0,
+        authenticator: Authenticator | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._pipeline = pipeline
+        self._authenticator = authenticator
+        self._ssl_context = ssl_context
         self._limit = max_receive_bytes
         self._serving = False
         self._socket = _bind(listen)
         self.port: int = self._socket.getsockname()[1]
-        app = web.Application()
+        app = web.Application(middlewares=[self._authenticate])
         for signal, spec in SERVICES.items():
             app.router.add_route("*", spec.http_path, self._export_route(signal))
         app.router.add_route("*", "/health", self._health)
@@ -287,7 +299,9 @@ class HttpFrontEnd:
 
     async def start(self) -> None:
         await self._runner.setup()
-        await web.SockSite(self._runner, self._socket, backlog=_LISTEN_BACKLOG).start()
+        await web.SockSite(
+            self._runner, self._socket, backlog=_LISTEN_BACKLOG, ssl_context=self._ssl_context
+        ).start()
         self._serving = True
 
     async def stop(self) -> None:
@@ -295,6 +309,28 @@ class HttpFrontEnd:
         self._serving = False
         await self._runner.cleanup()
         self._socket.close()  # already closed by the site once started; not before
+
+    @web.middleware
+    async def _authenticate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Bearer-token check on the OTLP paths (``/health`` stays open for load balancers);
+        the token's tenant goes to the export as ``request["tenant"]``."""
+        request["tenant"] = ""
+        authenticator = self._authenticator
+        if authenticator is None or not authenticator.enabled or request.path not in _OTLP_PATHS:
+            return await handler(request)
+        try:
+            request["tenant"] = authenticator.authenticate(
+                request.headers.get(hdrs.AUTHORIZATION), "http"
+            )
+        except Unauthenticated:
+            error = HttpError(
+                401,
+                code_pb2.UNAUTHENTICATED,
+                UNAUTHENTICATED_MESSAGE,
+                {hdrs.WWW_AUTHENTICATE: "Bearer"},
+            )
+            return _error_response(error, _media_type(request))
+        return await handler(request)
 
     def _export_route(self, signal: str) -> Any:
         async def handle(request: web.Request) -> web.Response:
@@ -321,11 +357,18 @@ class HttpFrontEnd:
                 code_pb2.INVALID_ARGUMENT,
                 f"unsupported Content-Type {media_type or '(none)'!r}; use {PROTOBUF} or {JSON}",
             )
-        body = await read_body(request, self._limit)
+        try:
+            body = await read_body(request, self._limit)
+        except HttpError as error:
+            if error.status == 413:
+                REQUESTS_REJECTED.labels(signal, "too_large").inc()
+            raise
         if kind == "json":
             body = await asyncio.to_thread(json_to_protobuf, signal, body)
         try:
-            decoded = await self._pipeline.export(signal, body)
+            decoded = await self._pipeline.export(signal, body, request["tenant"])
+        except LimitExceeded as exc:
+            raise HttpError(413, code_pb2.RESOURCE_EXHAUSTED, str(exc)) from None
         except DecodeError as exc:
             raise _bad_request(invalid_request_message(signal, exc)) from None
         except Unavailable as exc:

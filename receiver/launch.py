@@ -62,6 +62,12 @@ DEFAULT_COMMAND = "claude"
 ENDPOINT_ENV = "CC_LAUNCH_ENDPOINT"
 LAUNCH_ID_ENV = "CC_LAUNCH_ID"
 DEBUG_ENV = "CC_LAUNCH_DEBUG"
+# Authentication and TLS towards the receiver (README "Security"). The token is handed to the
+# codex shim as a file (0600, in the private shim directory), never as a variable or argument
+# of its own, so it does not show up in the environment of every command Claude runs.
+TOKEN_ENV = "CC_LAUNCH_TOKEN"
+TOKEN_FILE_ENV = "CC_LAUNCH_TOKEN_FILE"
+CA_FILE_ENV = "CC_LAUNCH_CA_FILE"
 RESOURCE_ENV = "OTEL_RESOURCE_ATTRIBUTES"
 # Claude Code stops exporting metrics when OTEL_RESOURCE_ATTRIBUTES has more entries.
 MAX_RESOURCE_ENTRIES = 12
@@ -252,6 +258,8 @@ class Launch:
     endpoint: str
     attributes: dict[str, str]  # cc.launch.id, task.id, ticket.id (those given)
     env: dict[str, str]
+    token: str = ""  # bearer token for the receiver ("" for none)
+    ca_file: str = ""  # CA bundle that verifies the receiver's TLS certificate
     notes: list[str] = field(default_factory=list)  # shown with --verbose
     warnings: list[str] = field(default_factory=list)  # always shown
 
@@ -263,6 +271,8 @@ def prepare(
     ticket: str | None = None,
     endpoint: str | None = None,
     shim_dir: str | os.PathLike[str] | None = None,
+    token_file: str | None = None,
+    ca_file: str | None = None,
 ) -> Launch:
     """Decide the trace context, ids and the child's environment (no side effects)."""
     env = dict(environ)
@@ -318,10 +328,68 @@ def prepare(
 
     env[LAUNCH_ID_ENV] = launch.launch_id
     env[ENDPOINT_ENV] = launch.endpoint
+    _credentials(launch, environ, token_file, ca_file, shim_dir)
     if shim_dir is not None:
         path = env.get("PATH") or os.defpath
         env["PATH"] = f"{os.fspath(shim_dir)}{os.pathsep}{path}"
     return launch
+
+
+def read_token(path: str) -> str:
+    """The first line of a token file ("" when unreadable or empty)."""
+    try:
+        lines = Path(path).expanduser().read_text().splitlines()
+    except OSError:
+        return ""
+    return lines[0].strip() if lines else ""
+
+
+def _has_header(headers: str, name: str) -> bool:
+    return any(
+        entry.split("=", 1)[0].strip().lower() == name for entry in headers.split(",") if entry
+    )
+
+
+def _credentials(
+    launch: Launch,
+    environ: Mapping[str, str],
+    token_file: str | None,
+    ca_file: str | None,
+    shim_dir: str | os.PathLike[str] | None,
+) -> None:
+    """Pass the receiver's bearer token and CA to Claude Code (OTEL_EXPORTER_OTLP_HEADERS,
+    OTEL_EXPORTER_OTLP_CERTIFICATE, unless the user set them), to the codex shim
+    (CC_LAUNCH_TOKEN_FILE, CC_LAUNCH_CA_FILE) and to the launch span's export."""
+    env = launch.env
+    token_file = token_file or environ.get(TOKEN_FILE_ENV) or None
+    if token_file:
+        launch.token = read_token(token_file)
+        if not launch.token:
+            launch.warnings.append(f"cannot read a token from {token_file}")
+    else:
+        launch.token = environ.get(TOKEN_ENV, "").strip()
+    env.pop(TOKEN_ENV, None)  # never inherited by every command the agent runs
+    launch.ca_file = ca_file or environ.get(CA_FILE_ENV) or ""
+    if launch.ca_file:
+        launch.ca_file = os.path.abspath(os.path.expanduser(launch.ca_file))
+        env[CA_FILE_ENV] = launch.ca_file
+        if not env.get("OTEL_EXPORTER_OTLP_CERTIFICATE"):
+            env["OTEL_EXPORTER_OTLP_CERTIFICATE"] = launch.ca_file
+    if not launch.token:
+        return
+    headers = env.get("OTEL_EXPORTER_OTLP_HEADERS", "")
+    if not _has_header(headers, "authorization"):
+        ours = f"Authorization=Bearer {launch.token}"
+        env["OTEL_EXPORTER_OTLP_HEADERS"] = f"{headers},{ours}" if headers.strip() else ours
+    if token_file:
+        env[TOKEN_FILE_ENV] = os.path.abspath(os.path.expanduser(token_file))
+    elif shim_dir is not None:
+        path = Path(shim_dir) / "token"
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(launch.token + "\n")
+        env[TOKEN_FILE_ENV] = str(path)
 
 
 def shim_script() -> str:
@@ -539,7 +607,13 @@ def build_span_request(launch: Launch, command: Sequence[str], result: RunResult
     return request.SerializeToString()
 
 
-def send_span(endpoint: str, body: bytes, timeout: float = EXPORT_TIMEOUT_S) -> str | None:
+def send_span(
+    endpoint: str,
+    body: bytes,
+    timeout: float = EXPORT_TIMEOUT_S,
+    token: str = "",
+    ca_file: str = "",
+) -> str | None:
     """Export one serialized trace request; None on success, else a short reason."""
     try:
         import grpc
@@ -549,18 +623,20 @@ def send_span(endpoint: str, body: bytes, timeout: float = EXPORT_TIMEOUT_S) -> 
 
         target, secure = grpc_target(endpoint)
         options = [("grpc.enable_retries", 0)]
-        channel = (
-            grpc.secure_channel(target, grpc.ssl_channel_credentials(), options=options)
-            if secure
-            else grpc.insecure_channel(target, options=options)
-        )
+        if secure:
+            roots = Path(ca_file).read_bytes() if ca_file else None
+            credentials = grpc.ssl_channel_credentials(root_certificates=roots)
+            channel = grpc.secure_channel(target, credentials, options=options)
+        else:
+            channel = grpc.insecure_channel(target, options=options)
+        metadata = (("authorization", f"Bearer {token}"),) if token else None
         try:
             export = channel.unary_unary(
                 TRACE_EXPORT_METHOD,
                 request_serializer=lambda raw: raw,
                 response_deserializer=ExportTraceServiceResponse.FromString,
             )
-            response = export(body, timeout=timeout)
+            response = export(body, timeout=timeout, metadata=metadata)
         finally:
             channel.close()
     except Exception as exc:  # the user's command already ran: never fail because of this
@@ -580,7 +656,7 @@ def export_launch_span(launch: Launch, command: Sequence[str], result: RunResult
         body = build_span_request(launch, command, result)
     except Exception as exc:  # e.g. opentelemetry-proto missing from this interpreter
         return f"{type(exc).__name__}: {exc}"
-    return send_span(launch.endpoint, body)
+    return send_span(launch.endpoint, body, token=launch.token, ca_file=launch.ca_file)
 
 
 # --- command line -----------------------------------------------------------------------
@@ -589,7 +665,8 @@ def export_launch_span(launch: Launch, command: Sequence[str], result: RunResult
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cc-launch",
-        usage="cc-launch [--task ID] [--ticket ID] [--endpoint URL] [-v] [--] [COMMAND ...]",
+        usage="cc-launch [--task ID] [--ticket ID] [--endpoint URL] [--token-file FILE] "
+        "[--ca-file FILE] [-v] [--] [COMMAND ...]",
         description=(
             "Run Claude Code (default command: claude) with telemetry to the receiver, a "
             "launch trace context, and the codex shim on PATH; send one cc.launch span at exit."
@@ -604,6 +681,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"receiver OTLP/gRPC endpoint (default: ${ENDPOINT_ENV} or {DEFAULT_ENDPOINT})",
     )
     parser.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help=f"bearer token for the receiver (default: ${TOKEN_FILE_ENV}, else ${TOKEN_ENV})",
+    )
+    parser.add_argument(
+        "--ca-file",
+        metavar="FILE",
+        help=f"CA bundle that signed the receiver's TLS certificate (default: ${CA_FILE_ENV})",
+    )
+    parser.add_argument(
         "-v",
         "--verbose",
         action="store_true",
@@ -612,7 +699,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_VALUE_OPTIONS = ("--task", "--ticket", "--endpoint")
+_VALUE_OPTIONS = ("--task", "--ticket", "--endpoint", "--token-file", "--ca-file")
 
 
 def split_argv(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -647,6 +734,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ticket=args.ticket,
             endpoint=args.endpoint,
             shim_dir=shim_dir,
+            token_file=args.token_file,
+            ca_file=args.ca_file,
         )
         for warning in launch.warnings:
             say(f"warning: {warning}")

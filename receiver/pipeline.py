@@ -12,8 +12,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
+from google.protobuf.message import DecodeError
+
 from receiver.batch import Batcher
 from receiver.decode import DECODERS, Decoded
+from receiver.delivery import Unavailable
+from receiver.limits import Limits
+from receiver.selfmetrics import (
+    ITEMS_RECEIVED,
+    ITEMS_REJECTED,
+    RECEIVED_BYTES,
+    REQUESTS_REJECTED,
+)
 
 SIGNALS = tuple(DECODERS)
 
@@ -23,23 +33,50 @@ Processor = Callable[[Decoded], None]
 class Pipeline:
     """Decodes Export requests, runs the processors, and waits until the rows are stored."""
 
-    def __init__(self, batcher: Batcher, processors: Sequence[Processor] = ()) -> None:
+    def __init__(
+        self,
+        batcher: Batcher,
+        processors: Sequence[Processor] = (),
+        limits: Limits | None = None,
+    ) -> None:
         self._batcher = batcher
         self._processors = tuple(processors)
+        self._limits = limits or Limits()
 
-    async def export(self, signal: str, body: bytes) -> Decoded:
+    async def export(self, signal: str, body: bytes, tenant: str = "") -> Decoded:
         """Make one Export request durable and say what was rejected.
 
         Raises ``google.protobuf.message.DecodeError`` for a body that is not the signal's
-        Export request, and ``receiver.delivery.Unavailable`` when the receiver cannot take
-        it now (queue full, ClickHouse down and spool full): the client should retry.
+        Export request, ``receiver.delivery.Unavailable`` when the receiver cannot take
+        it now (queue full, ClickHouse down and spool full): the client should retry, and
+        ``receiver.limits.LimitExceeded`` for a request over the input limits. ``tenant``
+        (from the client's token) is stamped on every resource (``receiver.limits``).
         """
-        self._batcher.check_capacity()
-        decoded = DECODERS[signal](body)
+        RECEIVED_BYTES.labels(signal).inc(len(body))
+        try:
+            self._batcher.check_capacity()
+            screened = self._limits.screen(signal, body, tenant)
+            body = screened.body
+            decoded = DECODERS[signal](body)
+        except DecodeError:
+            REQUESTS_REJECTED.labels(signal, "undecodable").inc()
+            raise
+        except Unavailable:
+            REQUESTS_REJECTED.labels(signal, "unavailable").inc()
+            raise
+        if decoded.rejected:
+            ITEMS_REJECTED.labels(signal, "invalid").inc(decoded.rejected)
+        screened.merge_into(decoded)
+        accepted = decoded.row_count
         for process in self._processors:
             process(decoded)
         share = len(body) // max(len(decoded.rows), 1)
         waiters = [self._batcher.add(table, rows, share) for table, rows in decoded.rows.items()]
         if waiters:
-            await asyncio.gather(*waiters)
+            try:
+                await asyncio.gather(*waiters)
+            except Unavailable:
+                REQUESTS_REJECTED.labels(signal, "unavailable").inc()
+                raise
+        ITEMS_RECEIVED.labels(signal).inc(accepted)
         return decoded

@@ -51,17 +51,85 @@ def schema_files(server_version: tuple[int, int] = (99, 0)) -> list[SchemaFile]:
 
 
 def render(schema: SchemaFile, database: str, ttl_days: int, cluster: str = "") -> str:
-    """The runnable statement: placeholders filled, header comments kept."""
+    """The runnable statement(s): placeholders filled, header comments kept. In cluster mode
+    a table file yields two statements, separated by ``;`` (see ``render_statements``)."""
+    return ";\n".join(render_statements(schema, database, ttl_days, cluster))
+
+
+def render_statements(
+    schema: SchemaFile, database: str, ttl_days: int, cluster: str = ""
+) -> list[str]:
+    """The statements that apply ``schema``.
+
+    Without a cluster: the file's one statement. With ``cluster`` (README "Operations",
+    cluster mode) every statement runs ``ON CLUSTER``; a ``*MergeTree`` table becomes
+    ``<name>_local`` with the matching ``Replicated*MergeTree`` engine (default replica
+    path ``/clickhouse/tables/{uuid}/{shard}``, replica ``{replica}``), plus a
+    ``Distributed`` table under the original name that clients read and the receiver writes
+    (inserts wait for the shards: ``distributed_foreground_insert``). The sharding key is
+    ``cityHash64`` of the table's sorting key: deterministic, so a replayed batch splits
+    into the same blocks with the same deduplication tokens (and rows a Replacing engine
+    must merge meet on one shard). Materialized views read and write the ``_local`` tables.
+    """
     ttl_expr = ""
     column = _TTL_COLUMN.search(schema.text)
     if ttl_days and column:
         ttl_expr = f"TTL {column.group(1).strip()} + toIntervalDay({ttl_days})"
-    return Template(schema.text).substitute(
+    text = Template(schema.text).substitute(
         database=database,
         cluster=f"ON CLUSTER {cluster}" if cluster else "",
         engine="MergeTree()",
         ttl_expr=ttl_expr,
     )
+    if not cluster:
+        return [text]
+    return _clustered(text, database, cluster)
+
+
+_QUOTED = r"[\"`]"
+_CREATE_TABLE = re.compile(
+    rf"(CREATE TABLE IF NOT EXISTS\s+{_QUOTED}\w+{_QUOTED}\.)({_QUOTED})(\w+)({_QUOTED})"
+)
+_CREATE_VIEW = re.compile(
+    rf"CREATE MATERIALIZED VIEW IF NOT EXISTS\s+{_QUOTED}\w+{_QUOTED}\.{_QUOTED}(\w+){_QUOTED}"
+)
+_ENGINE = re.compile(r"ENGINE\s*=\s*(?!Replicated)(\w*MergeTree)\b(\(\s*\))?")
+_ORDER_BY = re.compile(r"^ORDER BY\s+(.+?)\s*$", re.MULTILINE)
+
+
+def _clustered(text: str, database: str, cluster: str) -> list[str]:
+    create = _CREATE_TABLE.search(text)
+    engine = _ENGINE.search(text)
+    if create and engine:
+        name = create.group(3)
+        local = f"{name}_local"
+        text = _CREATE_TABLE.sub(rf"\g<1>\g<2>{local}\g<4>", text, count=1)
+        text = _ENGINE.sub(
+            lambda m: f"ENGINE = Replicated{m.group(1)}" + ("()" if m.group(2) else ""),
+            text,
+            count=1,
+        )
+        order = _ORDER_BY.search(text)
+        shard_key = f"cityHash64({order.group(1)})" if order else "rand()"
+        distributed = (
+            f"CREATE TABLE IF NOT EXISTS `{database}`.`{name}` ON CLUSTER {cluster} "
+            f"AS `{database}`.`{local}` "
+            f"ENGINE = Distributed({cluster}, {database}, {local}, {shard_key})"
+        )
+        return [text, distributed]
+    view = _CREATE_VIEW.search(text)
+    if view:
+        own = view.group(1)
+
+        def to_local(match: re.Match[str]) -> str:
+            table = match.group(3)
+            if table == own or table.endswith("_local"):
+                return match.group(0)
+            return f"{match.group(1)}{match.group(2)}{table}_local{match.group(4)}"
+
+        reference = re.compile(rf"({_QUOTED}{database}{_QUOTED}\.)({_QUOTED})(\w+)({_QUOTED})")
+        return [reference.sub(to_local, text)]
+    return [text]
 
 
 def server_version(client: Client) -> tuple[int, int]:
@@ -71,12 +139,14 @@ def server_version(client: Client) -> tuple[int, int]:
 
 def apply_schema(client: Client, database: str, settings: Settings) -> list[str]:
     """Create the database and every table; returns the names applied for the first time."""
-    client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    cluster = settings.clickhouse_cluster
+    on_cluster = f" ON CLUSTER {cluster}" if cluster else ""
+    client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`{on_cluster}")
     client.command(
-        f"CREATE TABLE IF NOT EXISTS `{database}`.schema_versions ("
+        f"CREATE TABLE IF NOT EXISTS `{database}`.schema_versions{on_cluster} ("
         " Version UInt32, Name String, Checksum String,"
         " AppliedAt DateTime64(3) DEFAULT now64(3)"
-        ") ENGINE = ReplacingMergeTree ORDER BY Version"
+        f") ENGINE = {'Replicated' if cluster else ''}ReplacingMergeTree ORDER BY Version"
     )
     recorded = {
         row[0]
@@ -84,7 +154,8 @@ def apply_schema(client: Client, database: str, settings: Settings) -> list[str]
     }
     newly_applied = []
     for schema in schema_files(server_version(client)):
-        client.command(render(schema, database, settings.clickhouse_ttl_days))
+        for statement in render_statements(schema, database, settings.clickhouse_ttl_days, cluster):
+            client.command(statement)
         if schema.version not in recorded:
             client.insert(
                 "schema_versions",

@@ -21,6 +21,9 @@ import structlog
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
+from receiver.credentials import Credentials
+from receiver.selfmetrics import BATCH_ROWS, INSERT_SECONDS, count_clickhouse_error
+
 log = structlog.get_logger("receiver.sink")
 
 # ClickHouse error codes that say "not now" rather than "not this data".
@@ -69,12 +72,22 @@ def classify(exc: Exception) -> Exception:
     return RejectedInsertError(str(exc))
 
 
-def connect(url: str, database: str | None = None, **settings: Any) -> Client:
+def connect(
+    url: str,
+    database: str | None = None,
+    *,
+    credentials: Credentials | None = None,
+    **settings: Any,
+) -> Client:
     """A clickhouse-connect client for ``url`` (``http://[user:pass@]host:port``).
 
-    Sessions are off so that concurrent writers on one client never hit ClickHouse's
-    "session is locked" error.
+    ``credentials`` (``receiver.credentials``) override the URL's user and password and may
+    name a CA bundle for https. Sessions are off so that concurrent writers on one client
+    never hit ClickHouse's "session is locked" error.
     """
+    extra: dict[str, Any] = {}
+    if credentials is not None:
+        extra = credentials.client_kwargs()
     return clickhouse_connect.get_client(
         dsn=url,
         database=database or "",
@@ -82,6 +95,7 @@ def connect(url: str, database: str | None = None, **settings: Any) -> Client:
         settings=settings or None,
         connect_timeout=5,
         send_receive_timeout=30,
+        **extra,
     )
 
 
@@ -113,7 +127,13 @@ class ClickHouseSink:
                 },
             )
         except Exception as exc:
-            raise classify(exc) from exc
+            error = classify(exc)
+            INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
+            kind = "retryable" if isinstance(error, RetryableInsertError) else "rejected"
+            count_clickhouse_error(kind, str(exc))
+            raise error from exc
+        INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
+        BATCH_ROWS.labels(table).observe(len(rows))
         log.info(
             "batch_inserted",
             table=table,

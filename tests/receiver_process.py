@@ -35,11 +35,14 @@ class ReceiverProcess:
         if "--http-listen" not in args and "OTEL_RECEIVER_HTTP_LISTEN" not in (env or {}):
             # Tests never take the default ports: OTLP/HTTP is on unless disabled.
             args = (*args, "--http-listen", "127.0.0.1:0")
+        if "--metrics-listen" not in args and "OTEL_RECEIVER_METRICS_LISTEN" not in (env or {}):
+            args = (*args, "--metrics-listen", "127.0.0.1:0")  # never the default port
         self.args = args
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self.grpc_port = 0
         self.http_port: int | None = None
+        self.metrics_port: int | None = None
 
     def start(self, timeout: float = 30.0) -> ReceiverProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -56,6 +59,7 @@ class ReceiverProcess:
         )
         self.grpc_port = started["grpc_port"]
         self.http_port = started.get("http_port")
+        self.metrics_port = started.get("metrics_port")
         return self
 
     def _exited(self) -> None:

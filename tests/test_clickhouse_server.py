@@ -41,7 +41,9 @@ def alive(pid: int) -> bool:
 
 
 def query(server: EmbeddedClickHouse, sql: str) -> list[tuple[Any, ...]]:
-    client = clickhouse_connect.get_client(host="127.0.0.1", port=server.http_port)
+    client = clickhouse_connect.get_client(
+        host="127.0.0.1", port=server.http_port, **server.credentials.client_kwargs()
+    )
     try:
         return client.query(sql).result_rows
     finally:
@@ -74,7 +76,9 @@ def test_answers_over_http_and_native_on_os_assigned_ports(server: EmbeddedClick
 def test_data_survives_stop_and_start(tmp_path: Path) -> None:
     data_dir = tmp_path / "clickhouse"
     with EmbeddedClickHouse(data_dir, http_port=0, tcp_port=0) as first:
-        client = clickhouse_connect.get_client(host="127.0.0.1", port=first.http_port)
+        client = clickhouse_connect.get_client(
+            host="127.0.0.1", port=first.http_port, **first.credentials.client_kwargs()
+        )
         client.command("CREATE TABLE kept (x UInt32) ENGINE = MergeTree ORDER BY x")
         client.insert("kept", [[1], [2], [3]])
         client.close()
@@ -83,7 +87,9 @@ def test_data_survives_stop_and_start(tmp_path: Path) -> None:
 
 
 def test_stop_is_quick_leaves_no_child_and_is_idempotent(server: EmbeddedClickHouse) -> None:
-    client = clickhouse_connect.get_client(host="127.0.0.1", port=server.http_port)
+    client = clickhouse_connect.get_client(
+        host="127.0.0.1", port=server.http_port, **server.credentials.client_kwargs()
+    )
     client.query("SELECT 1")  # leaves an idle keep-alive connection, which shutdown waits out
     pid, port = server.pid, server.http_port
     assert pid is not None

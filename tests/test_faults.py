@@ -54,7 +54,7 @@ class Harness:
             "--http-listen",
             "",
             "--clickhouse-url",
-            self.clickhouse.url,
+            self.clickhouse.dsn,
             "--data-dir",
             str(self.root / "data"),
             env={
@@ -67,7 +67,7 @@ class Harness:
         return process
 
     def client(self) -> Client:
-        return connect(self.clickhouse.url)
+        return connect(self.clickhouse.dsn)
 
     def close(self) -> None:
         for process in self.receivers:

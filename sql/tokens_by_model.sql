@@ -1,0 +1,80 @@
+-- tokens_by_model: tokens by type and cost, per day (UTC), agent and model.
+-- Parameters:
+--   {database:Identifier}  the receiver's database (CLI --database; default otel)
+--   {since:DateTime64(9)}  window start, inclusive (CLI --since; default 7d)
+--   {until:DateTime64(9)}  window end, exclusive (CLI --until; default now)
+-- Columns: day, agent (claude | codex), model, input_tokens, output_tokens, cache_read_tokens,
+--   cache_creation_tokens, reasoning_tokens, total_tokens, cost_usd.
+-- Sources (the same in every report, so reports agree on the same data):
+--   Claude Code tokens and cost: the metrics claude_code.token.usage (attribute type =
+--   input / output / cacheRead / cacheCreation) and claude_code.cost.usage, which Claude Code
+--   exports whenever telemetry is on (log events and spans are optional). DELTA points are
+--   summed; CUMULATIVE points count what each added since the previous point of the same
+--   series (metric, resource, attributes, StartTimeUnix), a new StartTimeUnix being a reset;
+--   a point is counted in the window (and day) of its TimeUnix.
+--   Codex tokens: the log events codex.sse_event (event.kind = response.completed) that carry
+--   input_token_count, because they name their run (conversation.id) even without the codex
+--   shim, which codex metrics do not; codex reports no cost. For codex, input_tokens includes
+--   cache_read_tokens and output_tokens includes reasoning_tokens (OpenAI usage semantics);
+--   total_tokens = input + output for codex, input + output + cache read + cache creation
+--   for Claude (Anthropic counts cache tokens apart from input).
+-- Table: day, agent, model, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, total_tokens, cost_usd
+WITH
+    claude_points AS (
+        -- metric increments: one row per point, Delta = what the point added
+        SELECT MetricName, Attributes, TimeUnix,
+               if(AggregationTemporality = 2,
+                  if(IsMonotonic AND Value < Previous, Value, Value - Previous),
+                  Value) AS Delta
+        FROM (
+            SELECT MetricName, Attributes, TimeUnix, Value, AggregationTemporality, IsMonotonic,
+                   lagInFrame(Value, 1, 0.) OVER (
+                       PARTITION BY MetricName, ServiceName, cityHash64(ResourceAttributes),
+                                    cityHash64(Attributes), StartTimeUnix, AggregationTemporality
+                       ORDER BY TimeUnix ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS Previous
+            FROM {database:Identifier}.otel_metrics_sum
+            WHERE MetricName IN ('claude_code.token.usage', 'claude_code.cost.usage')
+              AND TimeUnix < {until:DateTime64(9)}
+              AND (TimeUnix >= {since:DateTime64(9)}
+                   OR (AggregationTemporality = 2 AND StartTimeUnix < {since:DateTime64(9)}))
+              AND bitAnd(Flags, 1) = 0
+        )
+        WHERE TimeUnix >= {since:DateTime64(9)}
+    ),
+    usage AS (
+        SELECT toDate(TimeUnix, 'UTC') AS day, 'claude' AS agent, Attributes['model'] AS model,
+               sumIf(Delta, MetricName = 'claude_code.token.usage' AND Attributes['type'] = 'input') AS input,
+               sumIf(Delta, MetricName = 'claude_code.token.usage' AND Attributes['type'] = 'output') AS output,
+               sumIf(Delta, MetricName = 'claude_code.token.usage' AND Attributes['type'] = 'cacheRead') AS cache_read,
+               sumIf(Delta, MetricName = 'claude_code.token.usage' AND Attributes['type'] = 'cacheCreation') AS cache_creation,
+               0. AS reasoning,
+               sumIf(Delta, MetricName = 'claude_code.cost.usage') AS cost
+        FROM claude_points
+        GROUP BY day, model
+        UNION ALL
+        SELECT toDate(Timestamp, 'UTC') AS day, 'codex' AS agent, LogAttributes['model'] AS model,
+               sum(toFloat64OrZero(LogAttributes['input_token_count'])),
+               sum(toFloat64OrZero(LogAttributes['output_token_count'])),
+               sum(toFloat64OrZero(LogAttributes['cached_token_count'])),
+               sum(toFloat64OrZero(LogAttributes['cache_write_token_count'])),
+               sum(toFloat64OrZero(LogAttributes['reasoning_token_count'])),
+               0.
+        FROM {database:Identifier}.otel_logs
+        WHERE EventName = 'codex.sse_event'
+          AND LogAttributes['event.kind'] = 'response.completed'
+          AND LogAttributes['input_token_count'] != ''
+          AND Timestamp >= {since:DateTime64(9)} AND Timestamp < {until:DateTime64(9)}
+        GROUP BY day, model
+    )
+SELECT day, agent, model,
+       toUInt64(round(sum(input))) AS input_tokens,
+       toUInt64(round(sum(output))) AS output_tokens,
+       toUInt64(round(sum(cache_read))) AS cache_read_tokens,
+       toUInt64(round(sum(cache_creation))) AS cache_creation_tokens,
+       toUInt64(round(sum(reasoning))) AS reasoning_tokens,
+       if(agent = 'codex', input_tokens + output_tokens,
+          input_tokens + output_tokens + cache_read_tokens + cache_creation_tokens) AS total_tokens,
+       round(sum(cost), 6) AS cost_usd
+FROM usage
+GROUP BY day, agent, model
+ORDER BY day, agent, cost_usd DESC, total_tokens DESC, model
