@@ -10,11 +10,15 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import structlog
 
 from receiver.config import ConfigError, Settings, load_settings
 from receiver.log import configure_logging
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -156,12 +160,18 @@ def query_url(settings: Settings) -> str:
     return settings.clickhouse_url or f"http://127.0.0.1:{settings.embedded_http_port}"
 
 
-def _run_tree(settings: Settings, args: argparse.Namespace) -> int:
+def _query_client(settings: Settings) -> Client:
+    """A client for the ClickHouse that reports and the tree read from."""
     from receiver.credentials import query_credentials
     from receiver.sink import connect
+
+    return connect(query_url(settings), credentials=query_credentials(settings))
+
+
+def _run_tree(settings: Settings, args: argparse.Namespace) -> int:
     from receiver.tree import build_tree, render_json, render_text
 
-    client = connect(query_url(settings), credentials=query_credentials(settings))
+    client = _query_client(settings)
     tops = build_tree(client, settings.clickhouse_database, args.id)
     if not tops:
         print(
@@ -175,14 +185,9 @@ def _run_tree(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_reports(settings: Settings, args: argparse.Namespace) -> int:
-    from receiver.credentials import query_credentials
     from receiver.reports import run_command
-    from receiver.sink import connect
 
-    url = query_url(settings)
-    return run_command(
-        settings, args, url, lambda: connect(url, credentials=query_credentials(settings))
-    )
+    return run_command(settings, args, query_url(settings), lambda: _query_client(settings))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

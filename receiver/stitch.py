@@ -31,11 +31,7 @@ from receiver.tables import (
     AGENT_RUN_SIGHTINGS,
     AGENT_SPANS,
     LOGS,
-    METRICS_EXPONENTIAL_HISTOGRAM,
-    METRICS_GAUGE,
-    METRICS_HISTOGRAM,
-    METRICS_SUM,
-    METRICS_SUMMARY,
+    METRIC_TABLES,
     TABLE_COLUMNS,
     TRACES,
 )
@@ -128,16 +124,9 @@ _SPAN_COLUMNS = _columns(
 _LOG_COLUMNS = _columns(
     LOGS, "Timestamp", "TraceId", "ServiceName", "ResourceAttributes", "LogAttributes"
 )
-_METRIC_TABLES = (
-    METRICS_GAUGE,
-    METRICS_SUM,
-    METRICS_HISTOGRAM,
-    METRICS_EXPONENTIAL_HISTOGRAM,
-    METRICS_SUMMARY,
-)
 _METRIC_COLUMNS = {
     table: _columns(table, "TimeUnix", "ServiceName", "ResourceAttributes", "Attributes")
-    for table in _METRIC_TABLES
+    for table in METRIC_TABLES
 }
 
 

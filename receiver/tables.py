@@ -13,6 +13,13 @@ METRICS_SUM = "otel_metrics_sum"
 METRICS_HISTOGRAM = "otel_metrics_histogram"
 METRICS_EXPONENTIAL_HISTOGRAM = "otel_metrics_exponential_histogram"
 METRICS_SUMMARY = "otel_metrics_summary"
+METRIC_TABLES = (
+    METRICS_GAUGE,
+    METRICS_SUM,
+    METRICS_HISTOGRAM,
+    METRICS_EXPONENTIAL_HISTOGRAM,
+    METRICS_SUMMARY,
+)
 AGENT_SPANS = "agent_spans"
 AGENT_RUN_SIGHTINGS = "agent_run_sightings"
 

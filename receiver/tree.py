@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib import resources
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
+
+from receiver import reports
 
 _FIGURES = ("input_tokens", "output_tokens", "cost_usd", "failures")
 
@@ -51,10 +52,6 @@ class Node:
         }
 
 
-def session_tree_sql() -> str:
-    return (resources.files("receiver.sql") / "session_tree.sql").read_text()
-
-
 def _span_parents(client: Client, database: str, span_ids: set[str]) -> dict[str, str]:
     """Span -> parent span for the spans of the runs in the tree (to climb past non-nodes)."""
     if not span_ids:
@@ -70,7 +67,7 @@ def _span_parents(client: Client, database: str, span_ids: set[str]) -> dict[str
 def build_tree(client: Client, database: str, run_or_trace_id: str) -> list[Node]:
     """The top nodes (usually one) of the family that ``run_or_trace_id`` belongs to."""
     result = client.query(
-        session_tree_sql(), parameters={"database": database, "id": run_or_trace_id}
+        reports.get("session_tree").sql, parameters={"database": database, "id": run_or_trace_id}
     )
     nodes = {row[0]: Node(*row) for row in result.result_rows}
     dangling = {n.parent_span for n in nodes.values() if n.parent_id and n.parent_id not in nodes}
