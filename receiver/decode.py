@@ -176,17 +176,19 @@ PLAIN_REQUESTS: dict[str, Any] = {
 WIRE_REQUESTS = _wire_request_types()
 
 
-def _decoder(signal: str) -> Callable[[Callable[[Any], Decoded]], Callable[[bytes], Decoded]]:
-    """Wrap a row builder into ``decode_<signal>(body)``: parse with the wire twin; when an
+def _decoder(signal: str) -> Callable[[Callable[[Any], Decoded]], Callable[..., Decoded]]:
+    """Wrap a row builder into ``decode_<signal>(body, request=None)``: parse with the wire
+    twin (unless ``request``, the twin already parsed from ``body``, is given); when an
     attribute turns out malformed (or too deeply nested to judge alone), let the plain schema
     judge the whole request, so the answer and its error message are the same as ever."""
     wire = WIRE_REQUESTS[signal]
     plain = PLAIN_REQUESTS[signal]
 
-    def wrap(build: Callable[[Any], Decoded]) -> Callable[[bytes], Decoded]:
-        def decode(body: bytes) -> Decoded:
+    def wrap(build: Callable[[Any], Decoded]) -> Callable[..., Decoded]:
+        def decode(body: bytes, request: Any = None) -> Decoded:
             try:
-                request = wire.FromString(body)
+                if request is None:
+                    request = wire.FromString(body)
                 return build(request)
             except DecodeError:
                 plain.FromString(body)  # raises protobuf's own error for the whole request

@@ -19,13 +19,17 @@ A resource or scope over a limit rejects every item under it. Each rejection and
 is counted (``otel_receiver_items_rejected_total{signal,reason}``,
 ``otel_receiver_values_truncated_total``); the partial-success message names the limit.
 
-The request is parsed once here (upb, ~1.5 µs per span) and walked in Python. Only attributes
-whose serialized size could break a length or depth limit (more than
+The request is parsed once, here, with decode's wire twin of the schema (attribute lists as
+``repeated bytes``, see ``receiver.decode``), and the parsed request is handed on to decode.
+Only attributes whose serialized size could break a length or depth limit (more than
 ``min(max_attribute_key_bytes, max_attribute_value_bytes, 4 * max_nesting_depth)`` bytes; each
-nesting level costs at least 4 bytes) are looked into, so the walk is cheap on typical data:
-between a fifth and a half of the decoding time on the real captures; setting the
-three per-value limits to 0 skips it. A request that breaks no limit and
-needs no tenant stamp is passed on unchanged (not re-serialized).
+nesting level costs at least 4 bytes) are parsed and looked into, so on typical data the walk
+costs little more than counting; setting the three per-value limits to 0 skips it. A request
+that breaks no limit and needs no tenant stamp is passed on unchanged (not re-serialized).
+
+Before the first change to a request (a rejection, a truncation, or refusing it whole), its
+bytes are judged with the plain schema, so a request protobuf would refuse is refused with
+protobuf's error exactly as before limits looked at it, whatever the limits would have done.
 
 Tenants: when the client's token names a tenant, ``tenant.name`` (``receiver.auth``) is set on
 every resource of the request, replacing any value the client sent.
@@ -36,11 +40,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from receiver.auth import TENANT_ATTRIBUTE
 from receiver.config import Settings
-from receiver.otlp import SERVICES
+from receiver.decode import PLAIN_REQUESTS, WIRE_REQUESTS
 from receiver.selfmetrics import ITEMS_REJECTED, REQUESTS_REJECTED, VALUES_TRUNCATED
 
 _MAX_REASONS = 5
@@ -53,9 +58,11 @@ class LimitExceeded(Exception):
 
 @dataclass
 class Screened:
-    """The request to decode, and what the limits took out of it."""
+    """The request to decode (its bytes, and parsed with the wire twin), and what the limits
+    took out of it."""
 
     body: bytes
+    request: Any
     rejected: int = 0
     reasons: list[str] = field(default_factory=list)
     truncated: int = 0
@@ -141,18 +148,26 @@ class Limits:
         Raises LimitExceeded for a request over ``max_items_per_request`` and
         ``google.protobuf.message.DecodeError`` for bytes that are not the request.
         """
-        request = SERVICES[signal].request_type.FromString(body)
-        screened = Screened(body)
+        try:
+            request = WIRE_REQUESTS[signal].FromString(body)
+            return self._screen(signal, body, request, tenant)
+        except DecodeError:
+            PLAIN_REQUESTS[signal].FromString(body)  # protobuf's own error for the request
+            raise
+
+    def _screen(self, signal: str, body: bytes, request: Any, tenant: str) -> Screened:
+        screened = Screened(body, request)
         walk = _WALKS[signal]
+        work = _Screening(self, screened, signal)
         if self.max_items:
             items = sum(walk.count(resource) for resource in walk.resources(request))
             if items > self.max_items:
+                work.changing()
                 REQUESTS_REJECTED.labels(signal, "items_per_request").inc()
                 raise LimitExceeded(
                     f"request holds {items} {walk.noun}s, over the limit of {self.max_items} "
                     "(limits.max_items_per_request); send smaller batches"
                 )
-        work = _Screening(self, screened, signal)
         resources = walk.resources(request)
         for r_index in reversed(range(len(resources))):
             resource = resources[r_index]
@@ -183,10 +198,13 @@ class Limits:
 
 
 def _stamp(attributes: Any, tenant: str) -> None:
+    """Replace any ``tenant.name`` among the serialized KeyValues ``attributes``. Each is
+    parsed whole: a key written twice or out of order must not slip past."""
     for index in reversed(range(len(attributes))):
-        if attributes[index].key == TENANT_ATTRIBUTE:
+        if KeyValue.FromString(attributes[index]).key == TENANT_ATTRIBUTE:
             del attributes[index]
-    attributes.append(KeyValue(key=TENANT_ATTRIBUTE, value=AnyValue(string_value=tenant)))
+    stamp = KeyValue(key=TENANT_ATTRIBUTE, value=AnyValue(string_value=tenant))
+    attributes.append(stamp.SerializeToString())
 
 
 class _Screening:
@@ -199,8 +217,15 @@ class _Screening:
         self.modified = False
         self.truncated = 0
 
+    def changing(self) -> None:
+        """Called before each change: the first time, judge the request's bytes with the
+        plain schema (raises DecodeError), so limits never hide a request protobuf refuses."""
+        if not self.modified:
+            PLAIN_REQUESTS[self.signal].FromString(self.screened.body)
+            self.modified = True
+
     def drop(self, count: int, problem: _Problem) -> None:
-        self.modified = True
+        self.changing()
         if count:
             self.screened.reject(count, problem.message)
             ITEMS_REJECTED.labels(self.signal, problem.kind).inc(count)
@@ -217,7 +242,8 @@ class _Screening:
     # -- attributes and values -----------------------------------------------------------
 
     def attributes(self, attributes: Any, where: str) -> None:
-        """Raise _Problem for a list over a limit; truncate long values in place."""
+        """Raise _Problem for a list of serialized KeyValues over a limit; truncate long
+        values in place (the KeyValue is re-serialized)."""
         limits = self.limits
         if limits.max_attributes and len(attributes) > limits.max_attributes:
             raise _Problem(
@@ -228,10 +254,14 @@ class _Screening:
         gate = limits.gate
         if gate is None:
             return
+        raws = attributes[:]  # one list from the protobuf container: faster to scan
+        if not raws or max(map(len, raws)) <= gate:
+            return
         max_key = limits.max_key_bytes
-        for kv in attributes:
-            if kv.ByteSize() <= gate:
+        for index, raw in enumerate(raws):
+            if len(raw) <= gate:
                 continue
+            kv = KeyValue.FromString(raw)
             if max_key and len(kv.key) * 4 > max_key:
                 size = len(kv.key.encode("utf-8", "surrogatepass"))
                 if size > max_key:
@@ -240,9 +270,12 @@ class _Screening:
                         f"{where} attribute key of {size} bytes, over the limit of "
                         f"{max_key} (limits.max_attribute_key_bytes)",
                     )
-            self.value(kv.value, where, 0)
+            if self.value(kv.value, where, 0):
+                attributes[index] = kv.SerializeToString()
 
-    def value(self, value: Any, where: str, depth: int) -> None:
+    def value(self, value: Any, where: str, depth: int) -> bool:
+        """Raise _Problem for a value nested too deeply; truncate long strings and bytes in
+        place, and say whether anything was."""
         limits = self.limits
         kind = value.WhichOneof("value")
         if kind == "string_value":
@@ -250,15 +283,17 @@ class _Screening:
             if limit and len(value.string_value) * 4 > limit:
                 text, cut = truncate_utf8(value.string_value, limit)
                 if cut:
+                    self.changing()
                     value.string_value = text
                     self.truncated += 1
-                    self.modified = True
+                    return True
         elif kind == "bytes_value":
             limit = limits.max_value_bytes
             if limit and len(value.bytes_value) > limit:
+                self.changing()
                 value.bytes_value = value.bytes_value[:limit]
                 self.truncated += 1
-                self.modified = True
+                return True
         elif kind in ("array_value", "kvlist_value"):
             depth += 1
             if limits.max_depth and depth > limits.max_depth:
@@ -267,10 +302,11 @@ class _Screening:
                     f"{where} value nested deeper than {limits.max_depth} arrays/kvlists "
                     "(limits.max_nesting_depth)",
                 )
+            cut = False
             if kind == "array_value":
                 for child in value.array_value.values:
-                    self.value(child, where, depth)
-                return
+                    cut = self.value(child, where, depth) or cut
+                return cut
             max_key = limits.max_key_bytes
             for kv in value.kvlist_value.values:
                 if max_key and len(kv.key.encode("utf-8", "surrogatepass")) > max_key:
@@ -279,29 +315,35 @@ class _Screening:
                         f"{where} kvlist key over the limit of {max_key} bytes "
                         "(limits.max_attribute_key_bytes)",
                     )
-                self.value(kv.value, where, depth)
+                cut = self.value(kv.value, where, depth) or cut
+            return cut
+        return False
 
     # -- per signal ----------------------------------------------------------------------
 
     def span(self, span: Any) -> None:
         limits = self.limits
-        if limits.max_events and len(span.events) > limits.max_events:
+        events = span.events
+        links = span.links
+        if limits.max_events and len(events) > limits.max_events:
             raise _Problem(
                 "span_events",
-                f"span has {len(span.events)} events, over the limit of {limits.max_events} "
+                f"span has {len(events)} events, over the limit of {limits.max_events} "
                 "(limits.max_span_events)",
             )
-        if limits.max_links and len(span.links) > limits.max_links:
+        if limits.max_links and len(links) > limits.max_links:
             raise _Problem(
                 "span_links",
-                f"span has {len(span.links)} links, over the limit of {limits.max_links} "
+                f"span has {len(links)} links, over the limit of {limits.max_links} "
                 "(limits.max_span_links)",
             )
         self.attributes(span.attributes, "span")
-        for event in span.events:
-            self.attributes(event.attributes, "span event")
-        for link in span.links:
-            self.attributes(link.attributes, "span link")
+        if events:
+            for event in events:
+                self.attributes(event.attributes, "span event")
+        if links:
+            for link in links:
+                self.attributes(link.attributes, "span link")
 
     def log_record(self, record: Any) -> None:
         self.attributes(record.attributes, "log record")

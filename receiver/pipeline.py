@@ -57,7 +57,7 @@ class Pipeline:
             self._batcher.check_capacity()
             screened = self._limits.screen(signal, body, tenant)
             body = screened.body
-            decoded = DECODERS[signal](body)
+            decoded = DECODERS[signal](body, screened.request)
         except DecodeError:
             REQUESTS_REJECTED.labels(signal, "undecodable").inc()
             raise

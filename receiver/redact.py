@@ -31,10 +31,12 @@ the literal around it with fixed-width look-arounds, so ``re`` skips every other
 C. Only the detectors whose anchors were seen run; each pattern starts with a literal (fast
 prefix search), case-insensitive ones run on a lower-cased copy of the same length. Matches
 are merged (on overlap the earlier detector in the catalogue names the secret) and the string
-is rebuilt once. Within a request each distinct string is scanned once, and attribute maps
-shared by the rows of one resource are redacted once and never mutated: changed maps are new
-dicts. Tables this module does not list (added later, e.g. stitching's) are redacted by value
-type: every str, dict and list of them.
+is rebuilt once. A string found clean is remembered across requests (a bounded set, emptied
+when it holds ``CLEAN_MEMORY_CHARS`` characters), so each distinct clean string is scanned once
+while it keeps recurring: telemetry repeats itself (model names, session ids, tool names,
+scope names). Attribute maps shared by the rows of one resource are redacted once per request
+and never mutated: changed maps are new dicts. Tables this module does not list (added later,
+e.g. stitching's) are redacted by value type: every str, dict and list of them.
 
 Timing (``python -m receiver.redact [capture.pb ...]``, best of 7), on a 2-vCPU VM shared
 with other jobs, where ``python -m timeit "sum(range(100))"`` takes 0.8-1.1 µs (about half a
@@ -986,6 +988,10 @@ def _generated_key(path: Path) -> bytes:
 
 _PLAIN, _DROP, _HASH = "plain", "drop", "hash"  # key rules; any other rule is a credential word
 _KEY_CACHE_LIMIT = 10_000
+# Characters of clean strings remembered across requests (a few MB); longer strings are
+# not remembered (a rare huge value would evict everything else).
+CLEAN_MEMORY_CHARS = 2_000_000
+_CLEAN_MEMORY_MAX_STRING = 16_384
 
 
 def _globs(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
@@ -1028,6 +1034,8 @@ class Redactor:
         self._fits = truncate_bytes // 4  # a string this long always fits in the limit
         self._scan_chars = truncate_bytes + SCAN_SLACK_CHARS if truncate_bytes else 0
         self._key_rules: dict[str, Any] = {}
+        self._clean: set[str] = set()  # strings ``_text`` left unchanged, across requests
+        self._clean_chars = 0
         self._plans = _column_plans()
         self._gate, self._gate_detectors = self._build_gate()
         for name in (d.name for d in self.detectors):
@@ -1197,16 +1205,25 @@ class Redactor:
     def redact_attributes(self, attributes: dict[str, str]) -> dict[str, str]:
         """The attributes as stored: the same dict if nothing changed, else a new one."""
         tally: Tally[str] = Tally()
-        out = self._map(attributes, tally, set())
+        out = self._map(attributes, tally)
         self._publish(tally)
         return out
 
-    def _map(
-        self, attributes: dict[str, str], tally: Tally[str], clean: set[str]
-    ) -> dict[str, str]:
+    def _remember_clean(self, value: str) -> None:
+        size = len(value)
+        if size > _CLEAN_MEMORY_MAX_STRING:
+            return
+        if self._clean_chars + size > CLEAN_MEMORY_CHARS:
+            self._clean.clear()
+            self._clean_chars = 0
+        self._clean.add(value)
+        self._clean_chars += size
+
+    def _map(self, attributes: dict[str, str], tally: Tally[str]) -> dict[str, str]:
         """The hot loop: one dict lookup for the key's rule, one set lookup for a value already
-        found clean in this request."""
+        found clean."""
         key_rules = self._key_rules
+        clean = self._clean
         out: dict[str, str] | None = None
         for key, value in attributes.items():
             rule = key_rules.get(key)
@@ -1218,7 +1235,7 @@ class Redactor:
                 else:
                     new = self._text(value, tally)
                     if new is value:
-                        clean.add(value)
+                        self._remember_clean(value)
             else:
                 new = self._ruled(rule, value, tally)
             if new is value:
@@ -1260,21 +1277,21 @@ class Redactor:
         """
         tally: Tally[str] = Tally()
         maps: dict[int, tuple[dict[str, str], dict[str, str]]] = {}
-        clean: set[str] = set()  # telemetry repeats itself: scan each distinct string once
+        clean = self._clean
 
         def redact_text(value: str) -> str:
             if value in clean:
                 return value
             new = self._text(value, tally)
             if new is value:
-                clean.add(value)
+                self._remember_clean(value)
             return new
 
         def redact_map(attributes: dict[str, str]) -> dict[str, str]:
             cached = maps.get(id(attributes))
             if cached is None:
                 # keep the original alive so its id cannot be reused within this request
-                cached = (attributes, self._map(attributes, tally, clean))
+                cached = (attributes, self._map(attributes, tally))
                 maps[id(attributes)] = cached
             return cached[1]
 

@@ -24,6 +24,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from receiver import redact as redact_module
 from receiver.config import ConfigError, Settings, load_settings
 from receiver.decode import DECODERS, Decoded, decode_logs, decode_metrics, decode_traces
 from receiver.redact import (
@@ -590,6 +591,27 @@ def test_counters_count_each_secret_once_per_occurrence() -> None:
     r.redact_text(f"{corpus.GITHUB_PAT} and {corpus.GITHUB_PAT_2} and {corpus.JWT}")
     assert detector_count("github_token") == before["github_token"] + 2
     assert detector_count("jwt") == before["jwt"] + 1
+
+
+def test_clean_strings_are_scanned_once_across_requests_within_a_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    r = redactor()
+    scanned: list[str] = []
+    scan = r._text
+    monkeypatch.setattr(r, "_text", lambda text, tally: scanned.append(text) or scan(text, tally))
+    secret = f"token={corpus.GITHUB_PAT}"
+    before = detector_count("github_token")
+    for _ in range(3):  # three requests
+        out = r.redact_attributes({"model": "Claude-Opus-4", "cmd": secret})
+        assert out == {"model": "Claude-Opus-4", "cmd": "token=[REDACTED:github_token]"}
+    assert scanned.count("Claude-Opus-4") == 1  # remembered clean
+    assert scanned.count(secret) == 3  # a secret is never remembered: redacted and counted
+    assert detector_count("github_token") == before + 3
+    monkeypatch.setattr(redact_module, "CLEAN_MEMORY_CHARS", 100)
+    for i in range(50):
+        r.redact_attributes({"v": f"Value-{i:04d}-xyz"})
+    assert 0 < r._clean_chars <= 100  # emptied when full, not grown
 
 
 ADVERSARIAL = {
