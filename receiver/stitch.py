@@ -187,8 +187,11 @@ def stitch(decoded: Decoded) -> None:
         ]
 
 
-# Runs to recompute: those sighted recently (by any receiver) and those not yet linked by
-# span, whose parent may have arrived anywhere since. {since_ms:Int64} bounds the first.
+# Runs to recompute: those sighted recently (by any receiver), those not yet linked by span,
+# whose parent may have arrived anywhere since, and those of a launch sighted recently (its
+# span comes at exit, after its runs). {since_ms:Int64} bounds the first and the last.
+# A run without its own task / ticket takes its launch's: the codex shim stamps cc.launch.id
+# but cannot see task.id (Claude Code strips OTEL_* from its children).
 _RESOLVE = """
 INSERT INTO {db}.agent_runs (RunId, Kind, ServiceName, ParentRunId, ParentSpanId, Resolution,
     OrphanReason, TraceId, TraceIds, LaunchId, TaskId, TicketId, ThreadId, FirstSeen, LastSeen,
@@ -201,6 +204,12 @@ WITH
         SELECT RunId FROM {db}.agent_runs FINAL
         WHERE Resolution IN ('stamped', 'launch', 'orphan')
           AND LastSeen >= now64() - INTERVAL {unresolved_days} DAY
+        UNION DISTINCT
+        SELECT RunId FROM {db}.agent_runs FINAL
+        WHERE LaunchId IN (
+            SELECT RunId FROM {db}.agent_run_sightings
+            WHERE ReceivedAt >= fromUnixTimestamp64Milli({{since_ms:Int64}})
+              AND Kind = 'cc_launch')
     ),
     seen AS (
         SELECT
@@ -218,6 +227,15 @@ WITH
             anyIf(ThreadId, ThreadId != '') AS ThreadId
         FROM {db}.agent_run_sightings
         WHERE RunId IN (SELECT RunId FROM candidates)
+        GROUP BY RunId
+    ),
+    launches AS (
+        SELECT
+            RunId,
+            anyIf(TaskId, TaskId != '') AS LaunchTaskId,
+            anyIf(TicketId, TicketId != '') AS LaunchTicketId
+        FROM {db}.agent_run_sightings
+        WHERE Kind = 'cc_launch' AND RunId IN (SELECT LaunchId FROM seen)
         GROUP BY RunId
     ),
     child_spans AS (
@@ -244,9 +262,9 @@ SELECT RunId, Kind, ServiceName, ParentRunId, ParentSpanId, Resolution, OrphanRe
     TraceIds, LaunchId, TaskId, TicketId, ThreadId, FirstSeen, LastSeen, Version
 FROM (
     SELECT
-        s.RunId,
-        s.Kind,
-        s.ServiceName,
+        s.RunId AS RunId,
+        s.Kind AS Kind,
+        s.ServiceName AS ServiceName,
         multiIf(UseLink, l.LinkRun, s.StampedParentRunId != '', s.StampedParentRunId,
                 s.LaunchId != '' AND s.Kind != 'cc_launch', s.LaunchId, '') AS ParentRunId,
         multiIf(UseLink, l.LinkSpan, s.StampedParentRunId != '', s.StampedParentSpanId,
@@ -259,13 +277,13 @@ FROM (
                 'no parent context: no span link, no codex shim stamps, no cc.launch.id')
             AS OrphanReason,
         s.TraceIds[1] AS TraceId,
-        s.TraceIds,
-        s.LaunchId,
-        s.TaskId,
-        s.TicketId,
-        s.ThreadId,
-        s.FirstSeen,
-        s.LastSeen,
+        s.TraceIds AS TraceIds,
+        s.LaunchId AS LaunchId,
+        if(s.TaskId != '', s.TaskId, la.LaunchTaskId) AS TaskId,
+        if(s.TicketId != '', s.TicketId, la.LaunchTicketId) AS TicketId,
+        s.ThreadId AS ThreadId,
+        s.FirstSeen AS FirstSeen,
+        s.LastSeen AS LastSeen,
         bitShiftLeft(toUInt64(multiIf(Resolution = 'span_link', 4, Resolution = 'stamped', 3,
                                       Resolution = 'launch', 2, 1)), 42)
             + toUInt64(toUnixTimestamp64Milli(now64(3))) AS Version,
@@ -274,6 +292,7 @@ FROM (
         l.LinkRun != '' AND NOT (l.LinkKind = 'cc_launch' AND s.StampedParentRunId != '') AS UseLink
     FROM seen AS s
     LEFT JOIN links AS l ON s.RunId = l.RunId
+    LEFT JOIN launches AS la ON s.LaunchId = la.RunId
 )
 SETTINGS join_use_nulls = 0
 """

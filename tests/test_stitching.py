@@ -291,6 +291,19 @@ def test_g_claude_tracing_off_codex_parented_by_launch_context_and_shim_stamps(
         parameters={"r": run_id},
     ).result_rows[0][0]
     assert side_traces >= 12  # codex's parentless side traces belong to the run via the stamps
+    # The shim cannot see task.id (Claude strips OTEL_* from its children): the run takes its
+    # launch's task, although the launch span arrives last.
+    wait_for(
+        lambda: (
+            client.query(
+                f"SELECT TaskId FROM {database}.agent_runs FINAL WHERE RunId = {{r:String}}",
+                parameters={"r": run_id},
+            ).result_rows
+            == [("T-1",)]
+        ),
+        20,
+        "the codex run's task from its launch",
+    )
 
 
 def _launch_request(trace_id: bytes, span_id: bytes, launch_id: str) -> bytes:
