@@ -13,6 +13,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -234,9 +235,18 @@ def test_corrupt_spool_files_are_set_aside_and_the_rest_replays(harness: Harness
     spool.append(Batch(TRACES, TABLE_COLUMNS[TRACES], rows[2:], "corrupt-test-3"))
 
     receiver = harness.receiver()
-    wait_for(lambda: len(list((spool_dir / "corrupt").iterdir())) == 2, 15, "both corrupt files")
+
+    # The log line comes after the move: wait for it, then everything before it is done.
+    def corrupt_logged() -> list[dict[str, Any]]:
+        found = [e for e in receiver.events() if e.get("event") == "spool_file_corrupt"]
+        return found if len(found) == 2 else []
+
+    corrupt = wait_for(corrupt_logged, 15, "both corrupt files logged")
+    assert sorted(p.name for p in (spool_dir / "corrupt").iterdir()) == [
+        "0000000000000001-otel_traces.batch",
+        "0000000000000002-otel_traces.batch",
+    ]
     assert_stored_exactly_once(harness, good_ids)
-    corrupt = [e for e in receiver.events() if e.get("event") == "spool_file_corrupt"]
     assert {e["file"] for e in corrupt} == {
         "0000000000000001-otel_traces.batch",
         "0000000000000002-otel_traces.batch",
@@ -269,15 +279,13 @@ def test_batch_rejected_by_clickhouse_is_quarantined_and_later_batches_land(
         later = [os.urandom(8) for _ in range(3)]
         call(spans_request(later), timeout=20)
     assert_stored_exactly_once(harness, [i.hex() for i in good + later])
-    quarantined = wait_for(
-        lambda: list((harness.root / "data" / "spool" / "quarantine").glob("*.batch")),
-        10,
-        "a quarantined batch",
-    )
+    # Logged after the batch and its reason are written: wait for the line, then read them.
+    event = wait_for(lambda: receiver.event("batch_quarantined"), 10, "a quarantined batch")
+    assert event["rows"] == 1
+    quarantined = list((harness.root / "data" / "spool" / "quarantine").glob("*.batch"))
     assert len(quarantined) == 1
     assert poison.hex().encode() in zlib.decompress(quarantined[0].read_bytes().split(b"\n", 2)[2])
     assert "VIOLATED_CONSTRAINT" in quarantined[0].with_suffix(".reason").read_text()
-    assert receiver.event("batch_quarantined")["rows"] == 1
     assert client.query(
         f"SELECT count() FROM {DATABASE}.otel_traces WHERE SpanName = 'poison'"
     ).result_rows == [(0,)]
