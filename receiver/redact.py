@@ -32,11 +32,12 @@ C. Only the detectors whose anchors were seen run; each pattern starts with a li
 prefix search), case-insensitive ones run on a lower-cased copy of the same length. Matches
 are merged (on overlap the earlier detector in the catalogue names the secret) and the string
 is rebuilt once. A string found clean is remembered across requests (a bounded set, emptied
-when it holds ``CLEAN_MEMORY_CHARS`` characters), so each distinct clean string is scanned once
-while it keeps recurring: telemetry repeats itself (model names, session ids, tool names,
-scope names). Attribute maps shared by the rows of one resource are redacted once per request
-and never mutated: changed maps are new dicts. Tables this module does not list (added later,
-e.g. stitching's) are redacted by value type: every str, dict and list of them.
+when it holds ``CLEAN_MEMORY_STRINGS`` strings or ``CLEAN_MEMORY_CHARS`` characters), so each
+distinct clean string is scanned once while it keeps recurring: telemetry repeats itself
+(model names, session ids, tool names, scope names). Attribute maps shared by the rows of one
+resource are redacted once per request and never mutated: changed maps are new dicts. Tables
+this module does not list (added later, e.g. stitching's) are redacted by value type: every
+str, dict and list of them.
 
 Timing (``python -m receiver.redact [capture.pb ...]``, best of 7), on a 2-vCPU VM shared
 with other jobs, where ``python -m timeit "sum(range(100))"`` takes 0.8-1.1 µs (about half a
@@ -988,8 +989,9 @@ def _generated_key(path: Path) -> bytes:
 
 _PLAIN, _DROP, _HASH = "plain", "drop", "hash"  # key rules; any other rule is a credential word
 _KEY_CACHE_LIMIT = 10_000
-# Characters of clean strings remembered across requests (a few MB); longer strings are
-# not remembered (a rare huge value would evict everything else).
+# Clean strings remembered across requests: at most this many, of this many characters in
+# all (a few MB); longer strings are not remembered (a rare huge one would evict the rest).
+CLEAN_MEMORY_STRINGS = 50_000
 CLEAN_MEMORY_CHARS = 2_000_000
 _CLEAN_MEMORY_MAX_STRING = 16_384
 
@@ -1213,7 +1215,10 @@ class Redactor:
         size = len(value)
         if size > _CLEAN_MEMORY_MAX_STRING:
             return
-        if self._clean_chars + size > CLEAN_MEMORY_CHARS:
+        if (
+            self._clean_chars + size > CLEAN_MEMORY_CHARS
+            or len(self._clean) >= CLEAN_MEMORY_STRINGS
+        ):
             self._clean.clear()
             self._clean_chars = 0
         self._clean.add(value)

@@ -612,6 +612,11 @@ def test_clean_strings_are_scanned_once_across_requests_within_a_bound(
     for i in range(50):
         r.redact_attributes({"v": f"Value-{i:04d}-xyz"})
     assert 0 < r._clean_chars <= 100  # emptied when full, not grown
+    monkeypatch.setattr(redact_module, "CLEAN_MEMORY_CHARS", 10**6)
+    monkeypatch.setattr(redact_module, "CLEAN_MEMORY_STRINGS", 10)
+    for i in range(50):
+        r.redact_attributes({"v": f"Other-{i:04d}-xyz"})
+    assert 0 < len(r._clean) <= 10
 
 
 ADVERSARIAL = {
