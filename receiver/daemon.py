@@ -5,8 +5,10 @@ and nothing accepted is dropped on the way down."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import os
+import platform
 import signal
 from dataclasses import dataclass
 
@@ -229,9 +231,26 @@ def tune_garbage_collector() -> None:
     gc.freeze()
 
 
+_M_ARENA_MAX = -8  # glibc's mallopt() parameter number for the arena limit
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas (as ``MALLOC_ARENA_MAX=2`` would), unless the user set that.
+
+    glibc gives each thread that allocates its own arena; the gRPC, insert and event-loop
+    threads then keep freed memory in several arenas, and peak RSS under sustained load was
+    about 30 MB higher (docs/BENCHMARKS.md). Must run before those threads start. Says
+    whether it applied the cap (only glibc has it).
+    """
+    if "MALLOC_ARENA_MAX" in os.environ or platform.libc_ver()[0] != "glibc":
+        return False
+    return bool(ctypes.CDLL(None).mallopt(_M_ARENA_MAX, arenas))
+
+
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then shut down cleanly; a second signal exits at once
     (the spool is consistent at every instant, so nothing durable is lost)."""
+    limit_malloc_arenas()
     receiver = Receiver(settings)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

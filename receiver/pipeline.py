@@ -55,22 +55,17 @@ class Pipeline:
         RECEIVED_BYTES.labels(signal).inc(len(body))
         try:
             self._batcher.check_capacity()
-            screened = self._limits.screen(signal, body, tenant)
-            body = screened.body
-            decoded = DECODERS[signal](body, screened.request)
+            decoded, size = self._decode(signal, body, tenant)
         except DecodeError:
             REQUESTS_REJECTED.labels(signal, "undecodable").inc()
             raise
         except Unavailable:
             REQUESTS_REJECTED.labels(signal, "unavailable").inc()
             raise
-        if decoded.rejected:
-            ITEMS_REJECTED.labels(signal, "invalid").inc(decoded.rejected)
-        screened.merge_into(decoded)
         accepted = decoded.row_count
         for process in self._processors:
             process(decoded)
-        share = len(body) // max(len(decoded.rows), 1)
+        share = size // max(len(decoded.rows), 1)
         waiters = [self._batcher.add(table, rows, share) for table, rows in decoded.rows.items()]
         if waiters:
             try:
@@ -80,3 +75,14 @@ class Pipeline:
                 raise
         ITEMS_RECEIVED.labels(signal).inc(accepted)
         return decoded
+
+    def _decode(self, signal: str, body: bytes, tenant: str) -> tuple[Decoded, int]:
+        """Limits, then decode: the rows, and the size of the request they came from. The
+        parsed request dies on return, not after the wait for storage (memory per request in
+        flight)."""
+        screened = self._limits.screen(signal, body, tenant)
+        decoded = DECODERS[signal](screened.body, screened.request)
+        if decoded.rejected:
+            ITEMS_REJECTED.labels(signal, "invalid").inc(decoded.rejected)
+        screened.merge_into(decoded)
+        return decoded, len(screened.body)
