@@ -102,7 +102,8 @@ WITH
                multiIf(l.parent_session != '', 'span_link', f.stamped != '', 'stamped', '')
                    AS parent_via,
                f.launch AS launch_id, f.start AS start, f.end AS end,
-               round(dateDiff('millisecond', f.start, f.end) / 1000, 3) AS duration_s,
+               round((toUnixTimestamp64Nano(f.end) - toUnixTimestamp64Nano(f.start)) / 1e9, 3)
+                   AS duration_s,
                f.models AS models, f.prompts AS prompts, f.api_calls AS api_calls,
                f.api_errors AS api_errors,
                toUInt64(round(f.input)) AS input_tokens,

@@ -96,7 +96,7 @@ SELECT * FROM (
                    concat('cc.launch', if(f.TaskId != '', concat(' task ', f.TaskId), ''),
                           if(f.TicketId != '', concat(' ticket ', f.TicketId), ''))),
            f.FirstSeen,
-           dateDiff('microsecond', f.FirstSeen, f.LastSeen) / 1000.,
+           (toUnixTimestamp64Nano(f.LastSeen) - toUnixTimestamp64Nano(f.FirstSeen)) / 1e6,
            toUInt64(tokens.input), toUInt64(tokens.output), tokens.cost, toUInt64(tokens.failures),
            concat('resolution=', f.Resolution,
                   if(f.OrphanReason != '', concat(' (', f.OrphanReason, ')'), ''),
