@@ -75,17 +75,12 @@ def receiver(
     tmp_path: Path, clickhouse_url: str, database: str, client: Client
 ) -> Iterator[ReceiverProcess]:
     """A running ``otel-receiver serve`` on an OS-assigned port, writing to ``database``."""
-    process = ReceiverProcess(
+    process = ReceiverProcess.serving(
         tmp_path / "receiver",
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-        "--clickhouse-url",
         clickhouse_url,
-        "--data-dir",
-        str(tmp_path / "data"),
-        env={"OTEL_RECEIVER_CLICKHOUSE_DATABASE": database, "OTEL_RECEIVER_BATCH_MAX_DELAY": "0.2"},
+        database,
+        data_dir=tmp_path / "data",
+        OTEL_RECEIVER_BATCH_MAX_DELAY="0.2",
     ).start()
     yield process
     process.stop()

@@ -44,6 +44,30 @@ class ReceiverProcess:
         self.http_port: int | None = None
         self.metrics_port: int | None = None
 
+    @classmethod
+    def serving(
+        cls,
+        workdir: Path,
+        clickhouse_url: str,
+        database: str,
+        *args: str,
+        data_dir: Path | None = None,
+        **env: str,
+    ) -> ReceiverProcess:
+        """A receiver on OS-assigned ports writing to ``database`` of ``clickhouse_url``, its
+        spool in ``data_dir`` (default ``workdir/data``); ``env`` adds OTEL_RECEIVER_* settings."""
+        return cls(
+            workdir,
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--clickhouse-url",
+            clickhouse_url,
+            "--data-dir",
+            str(data_dir or workdir / "data"),
+            *args,
+            env={"OTEL_RECEIVER_CLICKHOUSE_DATABASE": database, **env},
+        )
+
     def start(self, timeout: float = 30.0) -> ReceiverProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:

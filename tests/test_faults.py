@@ -48,21 +48,14 @@ class Harness:
         self.clickhouse.start()
 
     def receiver(self, **env: str) -> ReceiverProcess:
-        process = ReceiverProcess(
+        process = ReceiverProcess.serving(
             self.root / f"receiver{len(self.receivers)}",
-            "--grpc-listen",
-            "127.0.0.1:0",
+            self.clickhouse.dsn,
+            DATABASE,
             "--http-listen",
             "",
-            "--clickhouse-url",
-            self.clickhouse.dsn,
-            "--data-dir",
-            str(self.root / "data"),
-            env={
-                "OTEL_RECEIVER_CLICKHOUSE_DATABASE": DATABASE,
-                "OTEL_RECEIVER_BATCH_MAX_DELAY": "0.2",
-                **env,
-            },
+            data_dir=self.root / "data",
+            **{"OTEL_RECEIVER_BATCH_MAX_DELAY": "0.2", **env},
         ).start()
         self.receivers.append(process)
         return process

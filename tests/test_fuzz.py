@@ -284,20 +284,14 @@ def target(
     tmp_path_factory: pytest.TempPathFactory, clickhouse_url: str
 ) -> Iterator[ReceiverProcess]:
     tmp = tmp_path_factory.mktemp("fuzz")
-    process = ReceiverProcess(
+    process = ReceiverProcess.serving(
         tmp / "receiver",
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--clickhouse-url",
         clickhouse_url,
-        "--data-dir",
-        str(tmp / "data"),
-        env={
-            "OTEL_RECEIVER_CLICKHOUSE_DATABASE": "test_fuzz",
-            "OTEL_RECEIVER_BATCH_MAX_DELAY": "0.005",
-            "OTEL_RECEIVER_GRPC_MAX_RECEIVE_BYTES": str(4 * 1024 * 1024),
-            "OTEL_RECEIVER_HTTP_MAX_RECEIVE_BYTES": str(4 * 1024 * 1024),
-        },
+        "test_fuzz",
+        data_dir=tmp / "data",
+        OTEL_RECEIVER_BATCH_MAX_DELAY="0.005",
+        OTEL_RECEIVER_GRPC_MAX_RECEIVE_BYTES=str(4 * 1024 * 1024),
+        OTEL_RECEIVER_HTTP_MAX_RECEIVE_BYTES=str(4 * 1024 * 1024),
     )
     process.start()
     yield process

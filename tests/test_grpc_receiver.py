@@ -169,16 +169,8 @@ def test_bad_input_gets_otlp_answers_and_the_daemon_keeps_serving(
 def test_messages_over_the_receive_limit_are_refused(
     tmp_path, clickhouse_url: str, client: Client, database: str
 ) -> None:
-    small = ReceiverProcess(
-        tmp_path / "small",
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--clickhouse-url",
-        clickhouse_url,
-        env={
-            "OTEL_RECEIVER_CLICKHOUSE_DATABASE": database,
-            "OTEL_RECEIVER_GRPC_MAX_RECEIVE_BYTES": "4096",
-        },
+    small = ReceiverProcess.serving(
+        tmp_path / "small", clickhouse_url, database, OTEL_RECEIVER_GRPC_MAX_RECEIVE_BYTES="4096"
     ).start()
     try:
         body = (FIXTURES / "main_grpc" / "006_grpc_claude_traces.pb").read_bytes()

@@ -981,21 +981,13 @@ def test_health_endpoint(receiver: ReceiverProcess) -> None:
 def test_bodies_over_the_limit_get_413(
     tmp_path: Path, clickhouse_url: str, client: Client, database: str
 ) -> None:
-    small = ReceiverProcess(
+    small = ReceiverProcess.serving(
         tmp_path / "small",
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-        "--clickhouse-url",
         clickhouse_url,
-        "--data-dir",
-        str(tmp_path / "data"),
-        env={
-            "OTEL_RECEIVER_CLICKHOUSE_DATABASE": database,
-            "OTEL_RECEIVER_HTTP_MAX_RECEIVE_BYTES": "4096",
-            "OTEL_RECEIVER_BATCH_MAX_DELAY": "0.2",
-        },
+        database,
+        data_dir=tmp_path / "data",
+        OTEL_RECEIVER_HTTP_MAX_RECEIVE_BYTES="4096",
+        OTEL_RECEIVER_BATCH_MAX_DELAY="0.2",
     ).start()
     try:
         body = (FIXTURES / "main_grpc" / "006_grpc_claude_traces.pb").read_bytes()
@@ -1041,21 +1033,13 @@ def test_storage_unavailable_gets_503_with_retry_after(
     tmp_path: Path, clickhouse_url: str, client: Client, database: str
 ) -> None:
     # No spool: when ClickHouse cannot take a batch, the request cannot be made durable.
-    receiver = ReceiverProcess(
+    receiver = ReceiverProcess.serving(
         tmp_path / "nospool",
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-        "--clickhouse-url",
         clickhouse_url,
-        "--data-dir",
-        str(tmp_path / "data"),
-        env={
-            "OTEL_RECEIVER_CLICKHOUSE_DATABASE": database,
-            "OTEL_RECEIVER_SPOOL_MAX_BYTES": "0",
-            "OTEL_RECEIVER_BATCH_MAX_DELAY": "0.2",
-        },
+        database,
+        data_dir=tmp_path / "data",
+        OTEL_RECEIVER_SPOOL_MAX_BYTES="0",
+        OTEL_RECEIVER_BATCH_MAX_DELAY="0.2",
     ).start()
     try:
         logs = (FIXTURES / "http_json_claude" / "005_http_claude_logs.json").read_bytes()
@@ -1110,17 +1094,13 @@ def test_busy_port_is_a_configuration_error_naming_http_listen(
 def test_http_can_be_disabled(
     tmp_path: Path, clickhouse_url: str, client: Client, database: str
 ) -> None:
-    receiver = ReceiverProcess(
+    receiver = ReceiverProcess.serving(
         tmp_path / "nohttp",
-        "--grpc-listen",
-        "127.0.0.1:0",
+        clickhouse_url,
+        database,
         "--http-listen",
         "",
-        "--clickhouse-url",
-        clickhouse_url,
-        "--data-dir",
-        str(tmp_path / "data"),
-        env={"OTEL_RECEIVER_CLICKHOUSE_DATABASE": database},
+        data_dir=tmp_path / "data",
     ).start()
     try:
         assert receiver.http_port is None

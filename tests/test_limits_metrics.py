@@ -31,16 +31,12 @@ def limited(
     tmp_path_factory: pytest.TempPathFactory, clickhouse_url: str
 ) -> Iterator[tuple[ReceiverProcess, Client]]:
     tmp = tmp_path_factory.mktemp("limited")
-    process = ReceiverProcess(
+    process = ReceiverProcess.serving(
         tmp / "receiver",
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--clickhouse-url",
         clickhouse_url,
-        "--data-dir",
-        str(tmp / "data"),
-        env={
-            "OTEL_RECEIVER_CLICKHOUSE_DATABASE": DATABASE,
+        DATABASE,
+        data_dir=tmp / "data",
+        **{
             "OTEL_RECEIVER_BATCH_MAX_DELAY": "0.05",
             "OTEL_RECEIVER_GRPC_MAX_RECEIVE_BYTES": "65536",
             "OTEL_RECEIVER_HTTP_MAX_RECEIVE_BYTES": "65536",

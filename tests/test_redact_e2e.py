@@ -261,17 +261,14 @@ def test_spooled_batches_hold_no_secrets(tmp_path: Path) -> None:
     clickhouse = EmbeddedClickHouse(tmp_path / "clickhouse", http_port=0, tcp_port=0)
     clickhouse.start()
     data_dir = tmp_path / "data"
-    process = ReceiverProcess(
+    process = ReceiverProcess.serving(
         tmp_path / "receiver",
-        "--grpc-listen",
-        "127.0.0.1:0",
+        clickhouse.dsn,
+        "redact",
         "--http-listen",
         "",
-        "--clickhouse-url",
-        clickhouse.dsn,
-        "--data-dir",
-        str(data_dir),
-        env={"OTEL_RECEIVER_CLICKHOUSE_DATABASE": "redact", "OTEL_RECEIVER_BATCH_MAX_DELAY": "0.2"},
+        data_dir=data_dir,
+        OTEL_RECEIVER_BATCH_MAX_DELAY="0.2",
     )
     try:
         process.start()

@@ -651,15 +651,12 @@ def loaded(clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """The data set, sent through a real receiver into a database of its own."""
     database = f"reports_{uuid.uuid4().hex[:12]}"
     workdir = tmp_path_factory.mktemp("reports_receiver")
-    process = ReceiverProcess(
+    process = ReceiverProcess.serving(
         workdir / "receiver",
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--clickhouse-url",
         clickhouse_url,
-        "--data-dir",
-        str(workdir / "data"),
-        env={"OTEL_RECEIVER_CLICKHOUSE_DATABASE": database, "OTEL_RECEIVER_BATCH_MAX_DELAY": "0.2"},
+        database,
+        data_dir=workdir / "data",
+        OTEL_RECEIVER_BATCH_MAX_DELAY="0.2",
     ).start()
     ch = connect(clickhouse_url)
     try:

@@ -123,20 +123,14 @@ def authed(
     tokens.write_text(f"# team tokens\n{TENANT_TOKEN}\n")
     tokens.chmod(0o600)
     database = "test_security_auth"
-    process = ReceiverProcess(
+    process = ReceiverProcess.serving(
         tmp / "receiver",
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--clickhouse-url",
         clickhouse_url,
-        "--data-dir",
-        str(tmp / "data"),
-        env={
-            "OTEL_RECEIVER_CLICKHOUSE_DATABASE": database,
-            "OTEL_RECEIVER_BATCH_MAX_DELAY": "0.05",
-            "OTEL_RECEIVER_AUTH_TOKENS_FILE": str(tokens),
-            "OTEL_RECEIVER_AUTH_TOKENS": PLAIN_TOKEN,
-        },
+        database,
+        data_dir=tmp / "data",
+        OTEL_RECEIVER_BATCH_MAX_DELAY="0.05",
+        OTEL_RECEIVER_AUTH_TOKENS_FILE=str(tokens),
+        OTEL_RECEIVER_AUTH_TOKENS=PLAIN_TOKEN,
     ).start()
     yield process, database
     process.stop()
@@ -211,21 +205,15 @@ def test_sighup_rotates_tokens(authed: tuple[ReceiverProcess, str], ch: Client) 
 
 def test_tls_and_mtls(tmp_path: Path, clickhouse_url: str, certs: Certs, ch: Client) -> None:
     database = "test_security_tls"
-    receiver = ReceiverProcess(
+    receiver = ReceiverProcess.serving(
         tmp_path / "receiver",
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--clickhouse-url",
         clickhouse_url,
-        "--data-dir",
-        str(tmp_path / "data"),
-        env={
-            "OTEL_RECEIVER_CLICKHOUSE_DATABASE": database,
-            "OTEL_RECEIVER_BATCH_MAX_DELAY": "0.05",
-            "OTEL_RECEIVER_TLS_CERT_FILE": str(certs.server_cert),
-            "OTEL_RECEIVER_TLS_KEY_FILE": str(certs.server_key),
-            "OTEL_RECEIVER_TLS_CLIENT_CA_FILE": str(certs.ca),
-        },
+        database,
+        data_dir=tmp_path / "data",
+        OTEL_RECEIVER_BATCH_MAX_DELAY="0.05",
+        OTEL_RECEIVER_TLS_CERT_FILE=str(certs.server_cert),
+        OTEL_RECEIVER_TLS_KEY_FILE=str(certs.server_key),
+        OTEL_RECEIVER_TLS_CLIENT_CA_FILE=str(certs.ca),
     ).start()
     try:
         ca = certs.ca.read_bytes()
@@ -321,21 +309,15 @@ def test_launch_span_carries_token_over_tls(
 ) -> None:
     """cc-launch's own span export uses the token and the CA it was given."""
     database = "test_security_launch"
-    receiver = ReceiverProcess(
+    receiver = ReceiverProcess.serving(
         tmp_path / "receiver",
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--clickhouse-url",
         clickhouse_url,
-        "--data-dir",
-        str(tmp_path / "data"),
-        env={
-            "OTEL_RECEIVER_CLICKHOUSE_DATABASE": database,
-            "OTEL_RECEIVER_BATCH_MAX_DELAY": "0.05",
-            "OTEL_RECEIVER_TLS_CERT_FILE": str(certs.server_cert),
-            "OTEL_RECEIVER_TLS_KEY_FILE": str(certs.server_key),
-            "OTEL_RECEIVER_AUTH_TOKENS": PLAIN_TOKEN,
-        },
+        database,
+        data_dir=tmp_path / "data",
+        OTEL_RECEIVER_BATCH_MAX_DELAY="0.05",
+        OTEL_RECEIVER_TLS_CERT_FILE=str(certs.server_cert),
+        OTEL_RECEIVER_TLS_KEY_FILE=str(certs.server_key),
+        OTEL_RECEIVER_AUTH_TOKENS=PLAIN_TOKEN,
     ).start()
     try:
         token_file = tmp_path / "token"

@@ -204,15 +204,12 @@ def test_f_two_receivers_each_given_one_side_end_with_the_same_tree(
     client: Client,
     database: str,
 ) -> None:
-    other = ReceiverProcess(
+    other = ReceiverProcess.serving(
         tmp_path / "other",
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--clickhouse-url",
         clickhouse_url,
-        "--data-dir",
-        str(tmp_path / "other-data"),
-        env={"OTEL_RECEIVER_CLICKHOUSE_DATABASE": database, "OTEL_RECEIVER_BATCH_MAX_DELAY": "0.2"},
+        database,
+        data_dir=tmp_path / "other-data",
+        OTEL_RECEIVER_BATCH_MAX_DELAY="0.2",
     ).start()
     try:
         capture = replay("main_grpc")
