@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from receiver.config import ConfigError, Settings, load_settings
-from receiver.log import configure_logging
+from receiver.ops.log import configure_logging
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     tree.add_argument("id", help="a cc.launch id, Claude session id, codex run id or trace id")
     tree.add_argument("--format", choices=("text", "json"), default="text")
     _settings_flags(tree, *_QUERY_FLAGS)
-    from receiver.reports import add_commands as add_report_commands
+    from receiver.query.reports import add_commands as add_report_commands
 
     add_report_commands(commands, _settings_flags)  # report NAME, reports, sessions
     return parser
@@ -127,10 +127,10 @@ def _run_clickhouse(settings: Settings) -> int:
 
 
 def _run_schema_apply(settings: Settings) -> int:
-    from receiver.credentials import clickhouse_credentials
     from receiver.daemon import start_embedded_clickhouse
-    from receiver.schema_apply import apply_schema
-    from receiver.sink import connect
+    from receiver.store.credentials import clickhouse_credentials
+    from receiver.store.schema import apply_schema
+    from receiver.store.sink import connect
 
     server = start_embedded_clickhouse(settings) if settings.uses_embedded_clickhouse else None
     try:
@@ -150,7 +150,7 @@ def _run_schema_apply(settings: Settings) -> int:
 
 
 def _run_status(settings: Settings) -> int:
-    from receiver.status import run
+    from receiver.query.status import run
 
     return run(settings)
 
@@ -162,14 +162,14 @@ def query_url(settings: Settings) -> str:
 
 def _query_client(settings: Settings) -> Client:
     """A client for the ClickHouse that reports and the tree read from."""
-    from receiver.credentials import query_credentials
-    from receiver.sink import connect
+    from receiver.store.credentials import query_credentials
+    from receiver.store.sink import connect
 
     return connect(query_url(settings), credentials=query_credentials(settings))
 
 
 def _run_tree(settings: Settings, args: argparse.Namespace) -> int:
-    from receiver.tree import build_tree, render_json, render_text
+    from receiver.query.tree import build_tree, render_json, render_text
 
     client = _query_client(settings)
     tops = build_tree(client, settings.clickhouse_database, args.id)
@@ -185,7 +185,7 @@ def _run_tree(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_reports(settings: Settings, args: argparse.Namespace) -> int:
-    from receiver.reports import run_command
+    from receiver.query.reports import run_command
 
     return run_command(settings, args, query_url(settings), lambda: _query_client(settings))
 

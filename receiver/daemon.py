@@ -15,24 +15,24 @@ from dataclasses import dataclass
 import structlog
 from clickhouse_connect.driver.client import Client
 
-from receiver import tls
-from receiver.auth import Authenticator, check_exposure, load_tokens
-from receiver.batch import Batcher
-from receiver.clickhouse_server import EmbeddedClickHouse
 from receiver.config import ConfigError, Settings
-from receiver.credentials import Credentials, clickhouse_credentials, safe_url
-from receiver.delivery import Delivery
-from receiver.grpc_frontend import GrpcFrontEnd
-from receiver.http_frontend import HttpFrontEnd
-from receiver.limits import Limits
-from receiver.pipeline import Pipeline
-from receiver.redact import Redactor
-from receiver.schema_apply import apply_schema
-from receiver.selfmetrics import QUEUE_BYTES, SPOOL_BYTES, SPOOL_FILES, MetricsServer, watch
-from receiver.sink import ClickHouseSink, connect
-from receiver.spool import Spool
-from receiver.stitch import RunResolver, stitch
-from receiver.tables import TABLE_COLUMNS
+from receiver.delivery.batch import Batcher
+from receiver.delivery.deliver import Delivery
+from receiver.delivery.spool import Spool
+from receiver.ingest import tls
+from receiver.ingest.auth import Authenticator, check_exposure, load_tokens
+from receiver.ingest.grpc_frontend import GrpcFrontEnd
+from receiver.ingest.http_frontend import HttpFrontEnd
+from receiver.ingest.limits import Limits
+from receiver.ingest.pipeline import Pipeline
+from receiver.ops.selfmetrics import QUEUE_BYTES, SPOOL_BYTES, SPOOL_FILES, MetricsServer, watch
+from receiver.processors.redact import Redactor
+from receiver.processors.stitch import RunResolver, stitch
+from receiver.store.credentials import Credentials, clickhouse_credentials, safe_url
+from receiver.store.embedded import EmbeddedClickHouse
+from receiver.store.schema import apply_schema
+from receiver.store.sink import ClickHouseSink, connect
+from receiver.store.tables import TABLE_COLUMNS
 
 log = structlog.get_logger("receiver.daemon")
 

@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from .fixtures import FIXTURES, signal_of
+from .capture_files import FIXTURES, signal_of
 
 REQUEST_TYPES = {
     "traces": ExportTraceServiceRequest,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from receiver.clickhouse_server import EmbeddedClickHouse
-from receiver.sink import connect
+from receiver.store.embedded import EmbeddedClickHouse
+from receiver.store.sink import connect
 
 from .receiver_process import ReceiverProcess
 
@@ -38,7 +38,7 @@ def clickhouse_url(
     if request.param == "embedded":
         server = EmbeddedClickHouse(tmp_path_factory.mktemp("clickhouse"), http_port=0, tcp_port=0)
         server.start()
-        yield server.dsn  # with the generated password (receiver.credentials)
+        yield server.dsn  # with the generated password (receiver.store.credentials)
         server.stop()
         return
     reason = _docker_available()

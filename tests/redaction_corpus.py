@@ -692,7 +692,7 @@ CLEAN_VALUES: tuple[str, ...] = (
     # Bash commands
     "git status --short",
     "git log --oneline -n 20",
-    "git diff HEAD~1 -- receiver/redact.py",
+    "git diff HEAD~1 -- receiver/processors/redact.py",
     "git push -u origin feature/redaction",
     "git checkout -b fix/token-refresh",
     "git commit -m 'Rotate the token cache on expiry'",
@@ -790,7 +790,7 @@ CLEAN_VALUES: tuple[str, ...] = (
     "awk -F: '{print $1}' /etc/passwd | sort | head",
     "jq '.resourceSpans[].scopeSpans[].spans | length' traces.json",
     # paths
-    "/home/dev/realcap/work/receiver/redact.py",
+    "/home/dev/realcap/work/receiver/processors/redact.py",
     "/home/dev/.claude/settings.json",
     "/home/dev/.codex/config.toml",
     "/etc/ssl/certs/ca-certificates.crt",
@@ -873,7 +873,7 @@ CLEAN_VALUES: tuple[str, ...] = (
     "Refactor the token bucket rate limiter to use monotonic time",
     "Why does `git push` ask for my password every time?",
     "Add a --password-file option to the backup command",
-    "Summarize the changes in receiver/redact.py and explain the pre-filter.",
+    "Summarize the changes in receiver/processors/redact.py and explain the pre-filter.",
     "Write tests for the key rotation job; keys older than 90 days must be disabled.",
     "The session key is derived per connection, see RFC 8446 section 7.1.",
     "Bypass the cache with --no-cache when the lockfile changes.",
@@ -891,7 +891,11 @@ CLEAN_VALUES: tuple[str, ...] = (
     "    token = load_token()\nFileNotFoundError: token.json",
     # JSON tool inputs and outputs
     json.dumps(
-        {"file_path": "/home/dev/realcap/work/receiver/redact.py", "offset": 1, "limit": 200}
+        {
+            "file_path": "/home/dev/realcap/work/receiver/processors/redact.py",
+            "offset": 1,
+            "limit": 200,
+        }
     ),
     json.dumps({"pattern": "password", "path": "src", "output_mode": "files_with_matches"}),
     json.dumps({"pattern": "**/*token*.py"}),

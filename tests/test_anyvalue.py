@@ -5,7 +5,7 @@ import math
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
-from receiver.anyvalue import any_value_to_str, attributes_to_map, format_double
+from receiver.ingest.anyvalue import any_value_to_str, attributes_to_map, format_double
 
 
 @pytest.mark.parametrize(

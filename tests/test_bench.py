@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .fixtures import FIXTURES
+from .capture_files import FIXTURES
 from .receiver_process import REPO
 
 
@@ -20,7 +20,7 @@ def test_short_run_reports_every_metric_with_sane_values(tmp_path: Path) -> None
         [
             sys.executable,
             "-m",
-            "receiver.bench",
+            "otlp_bench.bench",
             "--duration",
             "3",
             "--warmup",

@@ -17,7 +17,7 @@ from typing import Any
 import clickhouse_connect
 import pytest
 
-from receiver.clickhouse_server import EmbeddedClickHouse, EmbeddedClickHouseError
+from receiver.store.embedded import EmbeddedClickHouse, EmbeddedClickHouseError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -207,7 +207,7 @@ def test_server_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
                 """
                 import sys, time
                 from pathlib import Path
-                from receiver.clickhouse_server import EmbeddedClickHouse
+                from receiver.store.embedded import EmbeddedClickHouse
                 server = EmbeddedClickHouse(Path(sys.argv[1]), http_port=0, tcp_port=0)
                 server.start()
                 print("SERVER_PID", server.pid, flush=True)

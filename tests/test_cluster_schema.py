@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from receiver.clickhouse_server import EmbeddedClickHouse
-from receiver.schema_apply import render, render_statements, schema_files
-from receiver.sink import connect
-from receiver.tables import TABLE_COLUMNS, TRACES
+from receiver.store.embedded import EmbeddedClickHouse
+from receiver.store.schema import render, render_statements, schema_files
+from receiver.store.sink import connect
+from receiver.store.tables import TABLE_COLUMNS, TRACES
 
 CLUSTER = "otel_cluster"
 

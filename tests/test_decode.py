@@ -17,10 +17,10 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from receiver.decode import MAX_TIMESTAMP_NS, decode_logs, decode_metrics, decode_traces
-from receiver.tables import TABLE_COLUMNS
+from receiver.ingest.decode import MAX_TIMESTAMP_NS, decode_logs, decode_metrics, decode_traces
+from receiver.store.tables import TABLE_COLUMNS
 
-from .fixtures import FIXTURES, signal_of
+from .capture_files import FIXTURES, signal_of
 
 TRACE_ID = bytes(range(1, 17))
 SPAN_ID = bytes(range(1, 9))

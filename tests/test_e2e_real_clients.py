@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from receiver.tree import build_tree
+from receiver.query.tree import build_tree
 
 from .mock_model_apis import EgressBlocker, MockAnthropic, MockOpenAI
 from .receiver_process import REPO, ReceiverProcess, wait_for

@@ -19,10 +19,10 @@ import grpc
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from receiver.clickhouse_server import EmbeddedClickHouse
-from receiver.sink import connect
-from receiver.spool import Batch, Spool, encode
-from receiver.tables import TABLE_COLUMNS, TRACES
+from receiver.delivery.spool import Batch, Spool, encode
+from receiver.store.embedded import EmbeddedClickHouse
+from receiver.store.sink import connect
+from receiver.store.tables import TABLE_COLUMNS, TRACES
 
 from .load import CHANNEL_OPTIONS, EXPORT, SpanLoad, spans_request
 from .receiver_process import ReceiverProcess, wait_for

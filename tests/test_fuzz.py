@@ -46,9 +46,9 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from receiver.otlp import SERVICES
+from receiver.ingest.otlp import SERVICES
 
-from .fixtures import FIXTURES, signal_of
+from .capture_files import FIXTURES, signal_of
 from .receiver_process import ReceiverProcess
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))

@@ -19,10 +19,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from receiver.otlp import SERVICES
+from receiver.ingest.otlp import SERVICES
 
+from .capture_files import FIXTURES, signal_of
 from .clickhouse_rows import count
-from .fixtures import FIXTURES, signal_of
 from .receiver_process import ReceiverProcess, wait_for
 
 RESPONSES = {

@@ -45,12 +45,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from receiver.config import Settings
-from receiver.http_frontend import json_to_protobuf
-from receiver.otlp import SERVICES
-from receiver.schema_apply import apply_schema
+from receiver.ingest.http_frontend import json_to_protobuf
+from receiver.ingest.otlp import SERVICES
+from receiver.store.schema import apply_schema
 
+from .capture_files import FIXTURES, signal_of
 from .clickhouse_rows import count, rows, wait_rows
-from .fixtures import FIXTURES, signal_of
 from .receiver_process import ReceiverProcess, wait_for
 
 PROTOBUF = "application/x-protobuf"

@@ -31,8 +31,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from receiver import launch
-from receiver.codex_shim import find_subcommand, otel_overrides, rewrite
+from receiver.agents import launch
+from receiver.agents.codex_shim import find_subcommand, otel_overrides, rewrite
 
 from .receiver_process import wait_for
 

@@ -11,10 +11,10 @@ import pytest
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from receiver.decode import DECODERS, WIRE_REQUESTS
-from receiver.limits import Limits
+from receiver.ingest.decode import DECODERS, WIRE_REQUESTS
+from receiver.ingest.limits import Limits
 
-from .fixtures import FIXTURES, signal_of
+from .capture_files import FIXTURES, signal_of
 from .test_security import trace_request
 
 

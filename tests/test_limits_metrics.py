@@ -17,8 +17,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from receiver.sink import connect
-from receiver.status import scrape
+from receiver.query.status import scrape
+from receiver.store.sink import connect
 
 from .receiver_process import ReceiverProcess
 from .test_security import count_spans, grpc_export, http_post, trace_request

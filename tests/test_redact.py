@@ -24,10 +24,10 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from receiver import redact as redact_module
 from receiver.config import ConfigError, Settings, load_settings
-from receiver.decode import DECODERS, Decoded, decode_logs, decode_metrics, decode_traces
-from receiver.redact import (
+from receiver.ingest.decode import DECODERS, Decoded, decode_logs, decode_metrics, decode_traces
+from receiver.processors import redact as redact_module
+from receiver.processors.redact import (
     DETECTOR_NAMES,
     HASH_HEX_CHARS,
     HASH_KEY_ENV,
@@ -38,7 +38,7 @@ from receiver.redact import (
     load_hash_key,
     rule_count,
 )
-from receiver.tables import (
+from receiver.store.tables import (
     LOGS,
     METRICS_GAUGE,
     METRICS_HISTOGRAM,
@@ -49,7 +49,7 @@ from receiver.tables import (
 )
 
 from . import redaction_corpus as corpus
-from .fixtures import FIXTURES, signal_of
+from .capture_files import FIXTURES, signal_of
 
 KEY = b"test-hash-key"
 
@@ -130,7 +130,7 @@ def test_every_column_is_either_redacted_or_deliberately_not() -> None:
     for table in REDACTED_COLUMNS:
         for column in TABLE_COLUMNS[table]:
             assert (column in REDACTED_COLUMNS[table]) != (column in UNREDACTED_COLUMNS), (
-                f"{table}.{column}: classify it in receiver/redact.py"
+                f"{table}.{column}: classify it in receiver/processors/redact.py"
             )
 
 
@@ -638,7 +638,7 @@ def test_scanning_stays_linear_on_adversarial_values(value: str) -> None:
 
 
 def test_the_pre_filter_lets_few_real_values_through_to_the_detectors() -> None:
-    """Not a benchmark (see receiver.redact's docstring): a guard against the pre-filter
+    """Not a benchmark (see receiver.processors.redact's docstring): a guard against the pre-filter
     silently sending every value to the detectors. The clean corpus is adversarial (half of it
     talks about passwords and tokens); real telemetry is not."""
     r = redactor()

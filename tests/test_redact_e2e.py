@@ -21,12 +21,12 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from receiver.clickhouse_server import EmbeddedClickHouse
-from receiver.otlp import SERVICES
-from receiver.redact import HASH_KEY_FILE_NAME, Redactor
-from receiver.sink import connect
-from receiver.spool import MAGIC, CorruptBatch, decode
-from receiver.tables import TABLE_COLUMNS
+from receiver.delivery.spool import MAGIC, CorruptBatch, decode
+from receiver.ingest.otlp import SERVICES
+from receiver.processors.redact import HASH_KEY_FILE_NAME, Redactor
+from receiver.store.embedded import EmbeddedClickHouse
+from receiver.store.sink import connect
+from receiver.store.tables import TABLE_COLUMNS
 
 from . import redaction_corpus as corpus
 from .receiver_process import ReceiverProcess, wait_for

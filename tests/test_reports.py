@@ -44,11 +44,11 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from receiver import reports
-from receiver.otlp import SERVICES
-from receiver.sink import connect
+from receiver.ingest.otlp import SERVICES
+from receiver.query import reports
+from receiver.store.sink import connect
 
-from .fixtures import FIXTURES, signal_of
+from .capture_files import FIXTURES, signal_of
 from .receiver_process import REPO, ReceiverProcess, wait_for
 
 MINUTE = 60 * 10**9

@@ -26,8 +26,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from receiver.launch import prepare
-from receiver.sink import connect
+from receiver.agents.launch import prepare
+from receiver.store.sink import connect
 
 from .certs import Certs, make_certs
 from .receiver_process import ReceiverProcess, wait_for
@@ -290,7 +290,7 @@ def test_cc_launch_passes_token_and_ca(tmp_path: Path, certs: Certs) -> None:
     assert env["CC_LAUNCH_TOKEN_FILE"] == str(token_file)
     assert env["CC_LAUNCH_CA_FILE"] == str(certs.ca)
 
-    from receiver.codex_shim import rewrite
+    from receiver.agents.codex_shim import rewrite
 
     args, _ = rewrite(["exec", "hi"], env)
     assert f'headers={{authorization="Bearer {PLAIN_TOKEN}"}}' in args[2]
@@ -326,7 +326,7 @@ def test_launch_span_carries_token_over_tls(
             [
                 sys.executable,
                 "-m",
-                "receiver.launch",
+                "receiver.agents.launch",
                 "--endpoint",
                 f"https://localhost:{receiver.grpc_port}",
                 "--token-file",

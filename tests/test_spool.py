@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from receiver.spool import Batch, CorruptBatch, Spool, SpoolFull, decode, encode
+from receiver.delivery.spool import Batch, CorruptBatch, Spool, SpoolFull, decode, encode
 
 ROWS = [
     (1_795_323_269_197_008_236, "abc", {"k": "v"}, [1, 2], 0.25, True, ["x"]),

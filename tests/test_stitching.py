@@ -18,8 +18,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from receiver.otlp import SERVICES
-from receiver.tree import Node, build_tree
+from receiver.ingest.otlp import SERVICES
+from receiver.query.tree import Node, build_tree
 
 from .capture import (
     CAPTURE_INBOUND_SPAN,

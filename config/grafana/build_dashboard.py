@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build ``dashboards/agent-telemetry.json`` from the named reports in ``sql/``.
 
-Every panel's query is a report's SQL (``receiver.reports``), its header comment dropped, with
+Every panel's query is a report's SQL (``receiver.query.reports``), its header comment dropped, with
 the report parameters turned into what the Grafana ClickHouse data source provides:
 ``{since:...}`` / ``{until:...}`` -> ``$__fromTime_ms`` / ``$__toTime_ms`` (the dashboard's
 time range), ``{database:Identifier}`` -> the dashboard variable ``${database}``,
@@ -29,7 +29,7 @@ TABLE, TIME_SERIES = 1, 0  # the data source's query formats
 
 def report_sql(name: str) -> str:
     """The report's SQL for Grafana: parameters replaced, header comment dropped."""
-    from receiver.reports import get
+    from receiver.query.reports import get
 
     report = get(name)
     body = "\n".join(

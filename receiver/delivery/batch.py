@@ -1,0 +1,133 @@
+"""Batching: gather rows per table and flush them by size or age, one writer per table.
+
+ClickHouse wants few, large inserts; OTLP clients send many small requests. Each table has a
+buffer that flushes when it holds ``max_rows`` rows or its oldest row is ``max_delay``
+seconds old. A request is acknowledged only when every batch holding its rows is durable
+(in ClickHouse or in the spool): ``add`` returns a future that completes then, or fails with
+``Unavailable`` so the front end answers with a retryable status and the client resends.
+Memory is bounded: past ``max_queue_bytes`` of requests waiting, new ones are refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from receiver.delivery.deliver import Delivery, Unavailable
+from receiver.delivery.spool import Batch
+
+log = structlog.get_logger("receiver.delivery.batch")
+
+
+@dataclass
+class _Buffer:
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    nbytes: int = 0
+    timer: asyncio.TimerHandle | None = None
+
+
+class Batcher:
+    """Per-table row buffers with size- and time-triggered flushes.
+
+    Flushes of one table run one at a time, in order (one writer per table); different tables
+    flush concurrently.
+    """
+
+    def __init__(
+        self,
+        delivery: Delivery,
+        columns: dict[str, Sequence[str]],
+        max_rows: int,
+        max_delay: float,
+        max_queue_bytes: int,
+    ) -> None:
+        self._delivery = delivery
+        self._columns = {table: tuple(cols) for table, cols in columns.items()}
+        self._max_rows = max_rows
+        self._max_delay = max_delay
+        self._max_queue_bytes = max_queue_bytes
+        self._buffers: dict[str, _Buffer] = {table: _Buffer() for table in columns}
+        self._locks = {table: asyncio.Lock() for table in columns}
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._batch_ids = itertools.count()
+        # Tokens must never repeat across runs: a fresh prefix per process start.
+        self._run_id = secrets.token_hex(8)
+        self.queued_bytes = 0
+
+    def check_capacity(self) -> None:
+        """Raise Unavailable when accepting more would break the memory bound."""
+        if self.queued_bytes >= self._max_queue_bytes:
+            raise Unavailable(
+                f"receiver queue is full ({self.queued_bytes} bytes waiting for ClickHouse)",
+                retry_after=1.0,
+            )
+
+    def add(self, table: str, rows: list[tuple[Any, ...]], nbytes: int) -> asyncio.Future[None]:
+        """Queue ``rows`` for ``table``; the future completes once they are durable.
+
+        ``nbytes`` is the request's share of memory to account for until then.
+        """
+        buffer = self._buffers[table]
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        if not buffer.rows:
+            buffer.timer = loop.call_later(self._max_delay, self._flush_soon, table)
+        buffer.rows.extend(rows)
+        buffer.waiters.append(waiter)
+        buffer.nbytes += nbytes
+        self.queued_bytes += nbytes
+        if len(buffer.rows) >= self._max_rows:
+            self._flush_soon(table)
+        return waiter
+
+    def _flush_soon(self, table: str) -> None:
+        buffer = self._buffers[table]
+        if buffer.timer is not None:
+            buffer.timer.cancel()
+        if not buffer.rows:
+            return
+        self._buffers[table] = _Buffer()
+        task = asyncio.get_running_loop().create_task(self._write(table, buffer))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _write(self, table: str, buffer: _Buffer) -> None:
+        batch = Batch(
+            table,
+            self._columns[table],
+            buffer.rows,
+            f"{self._run_id}-{table}-{next(self._batch_ids)}",
+        )
+        try:
+            async with self._locks[table]:
+                await self._delivery.deliver(batch)
+        except Exception as exc:
+            error = exc if isinstance(exc, Unavailable) else Unavailable(str(exc))
+            log.error("batch_not_durable", table=table, rows=len(buffer.rows), error=str(exc))
+            self._settle(buffer, error)
+        else:
+            self._settle(buffer, None)
+
+    def _settle(self, buffer: _Buffer, error: Exception | None) -> None:
+        self.queued_bytes -= buffer.nbytes
+        for waiter in buffer.waiters:
+            if waiter.done():
+                continue
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+
+    async def flush(self) -> None:
+        """Flush every buffer now and wait for all batches in flight."""
+        for table in self._buffers:
+            self._flush_soon(table)
+        while self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)

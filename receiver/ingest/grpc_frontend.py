@@ -1,0 +1,131 @@
+"""The OTLP/gRPC front end: TraceService, MetricsService and LogsService ``Export``, plus the
+standard gRPC health service.
+
+It only receives bytes and answers; decoding and storage live in the pipeline. Requests are
+taken as raw bytes (no generated deserializer) so that an undecodable body is answered
+``INVALID_ARGUMENT`` with a message, instead of grpc's generic ``INTERNAL``. gzip and deflate
+request compression are handled by grpc itself.
+
+Security (README "Security"): ``Export`` calls are checked for a bearer token in the
+``authorization`` metadata when tokens are configured (``receiver.ingest.auth``; the health service
+stays open), TLS / mTLS come from ``receiver.ingest.tls``, and requests over the input limits get
+``RESOURCE_EXHAUSTED`` (``receiver.ingest.limits``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+
+from receiver.config import ConfigError
+from receiver.delivery.deliver import Unavailable
+from receiver.ingest.auth import UNAUTHENTICATED_MESSAGE, Authenticator, Unauthenticated
+from receiver.ingest.limits import LimitExceeded
+from receiver.ingest.otlp import SERVICES, export_response, invalid_request_message
+from receiver.ingest.pipeline import Pipeline
+
+log = structlog.get_logger("receiver.grpc")
+
+
+def retry_info_metadata(retry_after: float, message: str) -> tuple[tuple[str, bytes], ...]:
+    """``grpc-status-details-bin`` carrying a RetryInfo, which OTLP clients honour as the
+    minimum delay before they retry an UNAVAILABLE answer."""
+    retry_info = error_details_pb2.RetryInfo()
+    retry_info.retry_delay.FromMilliseconds(int(retry_after * 1000))
+    status = status_pb2.Status(code=grpc.StatusCode.UNAVAILABLE.value[0], message=message)
+    status.details.add().Pack(retry_info)
+    return (("grpc-status-details-bin", status.SerializeToString()),)
+
+
+def _authorization(context: grpc.aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return value if isinstance(value, str) else None
+    return None
+
+
+def _export_handler(
+    pipeline: Pipeline, signal: str, authenticator: Authenticator | None
+) -> grpc.RpcMethodHandler:
+    response_type = SERVICES[signal].response_type
+
+    async def export(body: bytes, context: grpc.aio.ServicerContext) -> Any:
+        tenant = ""
+        if authenticator is not None and authenticator.enabled:
+            try:
+                tenant = authenticator.authenticate(_authorization(context), "grpc")
+            except Unauthenticated:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
+        try:
+            decoded = await pipeline.export(signal, body, tenant)
+        except LimitExceeded as exc:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except DecodeError as exc:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, invalid_request_message(signal, exc)
+            )
+        except Unavailable as exc:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                str(exc),
+                trailing_metadata=retry_info_metadata(exc.retry_after, str(exc)),
+            )
+        return export_response(signal, decoded)
+
+    return grpc.unary_unary_rpc_method_handler(
+        export, request_deserializer=None, response_serializer=response_type.SerializeToString
+    )
+
+
+class GrpcFrontEnd:
+    """An aio gRPC server bound to one address."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        listen: str,
+        max_receive_bytes: int,
+        authenticator: Authenticator | None = None,
+        credentials: grpc.ServerCredentials | None = None,
+    ) -> None:
+        self._server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", max_receive_bytes),
+                # A second receiver on the same port must fail, not silently share it.
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        handlers: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
+        for signal, spec in SERVICES.items():
+            handlers[spec.service] = {"Export": _export_handler(pipeline, signal, authenticator)}
+        self._server.add_generic_rpc_handlers(
+            [grpc.method_handlers_generic_handler(s, h) for s, h in handlers.items()]
+        )
+        self._health = health_aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        self._listen = listen
+        try:
+            if credentials is None:
+                self.port = self._server.add_insecure_port(listen)
+            else:
+                self.port = self._server.add_secure_port(listen, credentials)
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"grpc_listen: cannot listen on {listen} (address in use or not local): {exc}"
+            ) from None
+
+    async def start(self) -> None:
+        await self._server.start()
+        for service in ["", *(spec.service for spec in SERVICES.values())]:
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking new calls, let calls in progress finish within ``grace`` seconds."""
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace)

@@ -1,0 +1,1 @@
+"""Operating the daemon: structured logs and Prometheus self-metrics."""

@@ -1,0 +1,1 @@
+"""The query side: named reports, the session tree and ``status``; reads, never writes."""

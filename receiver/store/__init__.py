@@ -1,0 +1,1 @@
+"""Store: what knows ClickHouse: tables, DDL, the sink, credentials, the embedded server."""
