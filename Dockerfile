@@ -1,8 +1,3 @@
-# NOTE for the lead: this file replaced, by mistake, the Dockerfile another engineer had just
-# written for docker-compose.yml (untracked, overwritten at 06:28 by the security/operations
-# work). It is written to fit docker-compose.yml (data volume, ports, environment); compare
-# with the author's intent before committing.
-#
 # The receiver (with the embedded ClickHouse available when no URL is set).
 #   docker build -t agent-otel-receiver .
 # It listens on all interfaces inside the container, so it needs bearer tokens

@@ -44,11 +44,19 @@ _SERVE_FLAGS = (
     "metrics_listen",
     "clickhouse_url",
     "data_dir",
+    "embedded_http_port",
+    "embedded_tcp_port",
     "log_level",
 )
 _STATUS_FLAGS = ("metrics_listen", "clickhouse_url", "data_dir", "log_level")
 _CLICKHOUSE_FLAGS = ("data_dir", "embedded_http_port", "embedded_tcp_port", "log_level")
-_QUERY_FLAGS = ("clickhouse_url", "clickhouse_database", "embedded_http_port", "log_level")
+_QUERY_FLAGS = (
+    "clickhouse_url",
+    "clickhouse_database",
+    "embedded_http_port",
+    "data_dir",
+    "log_level",
+)
 _SCHEMA_FLAGS = ("clickhouse_url", "data_dir", "log_level")
 
 
@@ -155,23 +163,15 @@ def _run_status(settings: Settings) -> int:
     return run(settings)
 
 
-def query_url(settings: Settings) -> str:
-    """Where to query: the configured ClickHouse, else the embedded one on its HTTP port."""
-    return settings.clickhouse_url or f"http://127.0.0.1:{settings.embedded_http_port}"
-
-
-def _query_client(settings: Settings) -> Client:
-    """A client for the ClickHouse that reports and the tree read from."""
-    from receiver.store.credentials import query_credentials
-    from receiver.store.sink import connect
-
-    return connect(query_url(settings), credentials=query_credentials(settings))
-
-
 def _run_tree(settings: Settings, args: argparse.Namespace) -> int:
+    from receiver.query.target import QueryTargetError, query_target
     from receiver.query.tree import build_tree, render_json, render_text
 
-    client = _query_client(settings)
+    try:
+        client = query_target(settings).connect()
+    except QueryTargetError as exc:
+        print(f"otel-receiver: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
     tops = build_tree(client, settings.clickhouse_database, args.id)
     if not tops:
         print(
@@ -186,8 +186,16 @@ def _run_tree(settings: Settings, args: argparse.Namespace) -> int:
 
 def _run_reports(settings: Settings, args: argparse.Namespace) -> int:
     from receiver.query.reports import run_command
+    from receiver.query.target import QueryTargetError, query_target
 
-    return run_command(settings, args, query_url(settings), lambda: _query_client(settings))
+    def connect() -> Client:
+        return query_target(settings).connect()
+
+    try:
+        url = query_target(settings).url
+    except QueryTargetError:
+        url = ""  # said by connect() once a report is to run (`reports` needs no server)
+    return run_command(settings, args, url, connect)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -180,6 +180,12 @@ def env_name(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
+def how_to_set(name: str) -> str:
+    """Where a user changes setting ``name``: its flag, variable and TOML key."""
+    toml = FIELDS[name].metadata["toml"]
+    return f"--{name.replace('_', '-')}, {env_name(name)} or {toml} in the config file"
+
+
 def _coerce(name: str, raw: Any, source: str) -> Any:
     """Turn a raw value from a file, env var or flag into the field's type.
 

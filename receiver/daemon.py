@@ -25,6 +25,7 @@ from receiver.ingest.grpc_frontend import GrpcFrontEnd
 from receiver.ingest.http_frontend import HttpFrontEnd
 from receiver.ingest.limits import Limits
 from receiver.ingest.pipeline import Pipeline
+from receiver.ops.ports import check_free, check_listen_free
 from receiver.ops.selfmetrics import QUEUE_BYTES, SPOOL_BYTES, SPOOL_FILES, MetricsServer, watch
 from receiver.processors.redact import Redactor
 from receiver.processors.stitch import RunResolver, stitch
@@ -33,12 +34,16 @@ from receiver.store.embedded import EmbeddedClickHouse
 from receiver.store.schema import apply_schema
 from receiver.store.sink import ClickHouseSink, connect
 from receiver.store.tables import TABLE_COLUMNS
+from receiver.store.unreachable import ClickHouseUnreachable, cause
 
 log = structlog.get_logger("receiver.daemon")
 
 
 def start_embedded_clickhouse(settings: Settings) -> EmbeddedClickHouse:
-    """Start the embedded ClickHouse the settings describe; raises EmbeddedClickHouseError."""
+    """Start the embedded ClickHouse the settings describe; raises EmbeddedClickHouseError,
+    or ConfigError naming the port setting when a port is taken."""
+    for setting in ("embedded_http_port", "embedded_tcp_port"):
+        check_free(settings.embedded_listen_host, getattr(settings, setting), setting)
     server = EmbeddedClickHouse(
         settings.clickhouse_data_dir,
         listen_host=settings.embedded_listen_host,
@@ -89,6 +94,17 @@ class Receiver:
         extra = {"distributed_foreground_insert": 1} if self.settings.clickhouse_cluster else {}
         return connect(self.clickhouse_url, credentials=self.clickhouse_credentials, **extra)
 
+    def _first_connection(self) -> Client:
+        """``connect``, failing with one line that names the URL and the cause."""
+        try:
+            return self.connect()
+        except Exception as exc:
+            where = "the embedded ClickHouse at" if self.embedded else "ClickHouse at"
+            setting = "" if self.embedded else " (clickhouse.url, --clickhouse-url)"
+            raise ClickHouseUnreachable(
+                f"cannot reach {where} {safe_url(self.clickhouse_url)}{setting}: {cause(exc)}"
+            ) from None
+
     def reload_tokens(self) -> None:
         """SIGHUP: re-read the bearer tokens (rotation without a restart)."""
         if self.authenticator is None:
@@ -113,9 +129,12 @@ class Receiver:
         self.authenticator = Authenticator(tokens)
         grpc_credentials = tls.grpc_credentials(s)
         ssl_context = tls.server_context(s)
+        for setting in ("grpc_listen", "http_listen", "metrics_listen"):
+            if getattr(s, setting):  # busy ports stop start-up before ClickHouse starts
+                check_listen_free(getattr(s, setting), setting)
         if s.uses_embedded_clickhouse:
             self.embedded = await asyncio.to_thread(start_embedded_clickhouse, s)
-        client = await asyncio.to_thread(self.connect)
+        client = await asyncio.to_thread(self._first_connection)
         applied = await asyncio.to_thread(apply_schema, client, s.clickhouse_database, s)
         log.info("schema_ready", database=s.clickhouse_database, newly_applied=applied)
         self.sink = ClickHouseSink(client, s.clickhouse_database)

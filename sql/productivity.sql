@@ -16,27 +16,14 @@
 -- Table: day, user, sessions, lines_added, lines_removed, commits, pull_requests, edits_accepted, edits_rejected, cost_usd
 WITH
     points AS (
-        -- metric increments: one row per point, Delta = what the point added
-        SELECT MetricName, Attributes, TimeUnix,
-               if(AggregationTemporality = 2,
-                  if(IsMonotonic AND Value < Previous, Value, Value - Previous),
-                  Value) AS Delta
-        FROM (
-            SELECT MetricName, Attributes, TimeUnix, Value, AggregationTemporality, IsMonotonic,
-                   lagInFrame(Value, 1, 0.) OVER (
-                       PARTITION BY MetricName, ServiceName, cityHash64(ResourceAttributes),
-                                    cityHash64(Attributes), StartTimeUnix, AggregationTemporality
-                       ORDER BY TimeUnix ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS Previous
-            FROM {database:Identifier}.otel_metrics_sum
-            WHERE MetricName IN ('claude_code.lines_of_code.count', 'claude_code.commit.count',
-                                 'claude_code.pull_request.count',
-                                 'claude_code.code_edit_tool.decision', 'claude_code.cost.usage')
-              AND TimeUnix < {until:DateTime64(9)}
-              AND (TimeUnix >= {since:DateTime64(9)}
-                   OR (AggregationTemporality = 2 AND StartTimeUnix < {since:DateTime64(9)}))
-              AND bitAnd(Flags, 1) = 0
-        )
-        WHERE TimeUnix >= {since:DateTime64(9)}
+        -- metric increments, one row per point: the view metric_increments
+        -- (schema/0015_metric_increments.sql) holds the cumulative-to-delta rule
+        SELECT MetricName, Attributes, TimeUnix, Delta
+        FROM {database:Identifier}.metric_increments
+        WHERE MetricName IN ('claude_code.lines_of_code.count', 'claude_code.commit.count',
+                           'claude_code.pull_request.count',
+                           'claude_code.code_edit_tool.decision', 'claude_code.cost.usage')
+          AND TimeUnix >= {since:DateTime64(9)} AND TimeUnix < {until:DateTime64(9)}
     )
 SELECT toDate(TimeUnix, 'UTC') AS day,
        Attributes['user.id'] AS user,

@@ -30,26 +30,13 @@
 -- Table: agent, id, parent_session, start, duration_s, user, models, prompts, api_calls, api_errors, input_tokens, output_tokens, cache_read_tokens, cost_usd, tool_calls, tool_failures, codex_children
 WITH
     claude_points AS (
-        -- metric increments: one row per point, Delta = what the point added
-        SELECT MetricName, Attributes, TimeUnix,
-               if(AggregationTemporality = 2,
-                  if(IsMonotonic AND Value < Previous, Value, Value - Previous),
-                  Value) AS Delta
-        FROM (
-            SELECT MetricName, Attributes, TimeUnix, Value, AggregationTemporality, IsMonotonic,
-                   lagInFrame(Value, 1, 0.) OVER (
-                       PARTITION BY MetricName, ServiceName, cityHash64(ResourceAttributes),
-                                    cityHash64(Attributes), StartTimeUnix, AggregationTemporality
-                       ORDER BY TimeUnix ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS Previous
-            FROM {database:Identifier}.otel_metrics_sum
-            WHERE MetricName IN ('claude_code.token.usage', 'claude_code.cost.usage',
-                                 'claude_code.active_time.total')
-              AND TimeUnix < {until:DateTime64(9)}
-              AND (TimeUnix >= {since:DateTime64(9)}
-                   OR (AggregationTemporality = 2 AND StartTimeUnix < {since:DateTime64(9)}))
-              AND bitAnd(Flags, 1) = 0
-        )
-        WHERE TimeUnix >= {since:DateTime64(9)}
+        -- metric increments, one row per point: the view metric_increments
+        -- (schema/0015_metric_increments.sql) holds the cumulative-to-delta rule
+        SELECT MetricName, Attributes, TimeUnix, Delta
+        FROM {database:Identifier}.metric_increments
+        WHERE MetricName IN ('claude_code.token.usage', 'claude_code.cost.usage',
+                           'claude_code.active_time.total')
+          AND TimeUnix >= {since:DateTime64(9)} AND TimeUnix < {until:DateTime64(9)}
     ),
     events AS (
         SELECT if(startsWith(EventName, 'claude_code.'), 'claude', 'codex') AS agent,

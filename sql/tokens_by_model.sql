@@ -21,25 +21,12 @@
 -- Table: day, agent, model, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, total_tokens, cost_usd
 WITH
     claude_points AS (
-        -- metric increments: one row per point, Delta = what the point added
-        SELECT MetricName, Attributes, TimeUnix,
-               if(AggregationTemporality = 2,
-                  if(IsMonotonic AND Value < Previous, Value, Value - Previous),
-                  Value) AS Delta
-        FROM (
-            SELECT MetricName, Attributes, TimeUnix, Value, AggregationTemporality, IsMonotonic,
-                   lagInFrame(Value, 1, 0.) OVER (
-                       PARTITION BY MetricName, ServiceName, cityHash64(ResourceAttributes),
-                                    cityHash64(Attributes), StartTimeUnix, AggregationTemporality
-                       ORDER BY TimeUnix ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS Previous
-            FROM {database:Identifier}.otel_metrics_sum
-            WHERE MetricName IN ('claude_code.token.usage', 'claude_code.cost.usage')
-              AND TimeUnix < {until:DateTime64(9)}
-              AND (TimeUnix >= {since:DateTime64(9)}
-                   OR (AggregationTemporality = 2 AND StartTimeUnix < {since:DateTime64(9)}))
-              AND bitAnd(Flags, 1) = 0
-        )
-        WHERE TimeUnix >= {since:DateTime64(9)}
+        -- metric increments, one row per point: the view metric_increments
+        -- (schema/0015_metric_increments.sql) holds the cumulative-to-delta rule
+        SELECT MetricName, Attributes, TimeUnix, Delta
+        FROM {database:Identifier}.metric_increments
+        WHERE MetricName IN ('claude_code.token.usage', 'claude_code.cost.usage')
+          AND TimeUnix >= {since:DateTime64(9)} AND TimeUnix < {until:DateTime64(9)}
     ),
     usage AS (
         SELECT toDate(TimeUnix, 'UTC') AS day, 'claude' AS agent, Attributes['model'] AS model,

@@ -19,6 +19,12 @@ from receiver.store.sink import connect
 from .receiver_process import ReceiverProcess
 
 
+# The server image the Docker runs use: pinned, and the same engine as the embedded server
+# (chdb-core 26.9), so both runs test one ClickHouse version and a new release cannot
+# change the results of an old commit.
+CLICKHOUSE_SERVER_IMAGE = "clickhouse/clickhouse-server:26.9"
+
+
 def _docker_available() -> str | None:
     """None when a Docker engine answers, else the reason it does not."""
     try:
@@ -46,7 +52,7 @@ def clickhouse_url(
         pytest.skip(f"clickhouse/clickhouse-server via testcontainers: {reason}")
     from testcontainers.clickhouse import ClickHouseContainer
 
-    with ClickHouseContainer("clickhouse/clickhouse-server:latest") as container:
+    with ClickHouseContainer(CLICKHOUSE_SERVER_IMAGE) as container:
         host = container.get_container_host_ip()
         port = container.get_exposed_port(8123)
         user, password = container.username, container.password

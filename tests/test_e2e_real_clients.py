@@ -364,6 +364,8 @@ def test_real_claude_code_spawns_real_codex_under_cc_launch(
                 TASK,
                 "--endpoint",
                 f"http://{receiver.grpc_target}",
+                "--http-endpoint",
+                receiver.http_url,
                 "--verbose",
                 "--",
                 "claude",

@@ -1,8 +1,10 @@
 """cc-launch and the codex shim as real processes (issue 6, tests (h)).
 
-The cc.launch span is received by a real OTLP/gRPC TraceService server in the test (a test
-peer that records requests). Codex is a fake script that dumps its argv and environment: the
-real codex is exercised end to end elsewhere. No ClickHouse is needed.
+The cc.launch span is received by a real OTLP/HTTP endpoint in the test (a test peer that
+decodes each request with the receiver's own OTLP/JSON decoder and records it). Codex is a
+fake script that dumps its argv and environment: the real codex is exercised end to end
+elsewhere. No ClickHouse is needed. The tools are also run under a bare ``python3`` (no
+project dependencies), as ``#!/usr/bin/env python3`` may pick on a user's machine.
 """
 
 from __future__ import annotations
@@ -16,24 +18,23 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import tomllib
 from collections.abc import Iterator
-from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from receiver.agents import launch
 from receiver.agents.codex_shim import find_subcommand, otel_overrides, rewrite
+from receiver.ingest.http_frontend import HttpError, json_to_protobuf
 
+from .bare_python import make_bare_python
 from .receiver_process import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,28 +88,39 @@ def closed_port() -> int:
 
 
 class TraceCollector:
-    """A real OTLP/gRPC TraceService on an OS-assigned port that records Export requests."""
+    """A real OTLP/HTTP traces endpoint on an OS-assigned port: each POST to ``/v1/traces``
+    is decoded by the receiver's own OTLP/JSON decoder and recorded with its headers."""
 
     def __init__(self) -> None:
         self.requests: list[ExportTraceServiceRequest] = []
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        handler = grpc.method_handlers_generic_handler(
-            "opentelemetry.proto.collector.trace.v1.TraceService",
-            {
-                "Export": grpc.unary_unary_rpc_method_handler(
-                    self._export,
-                    request_deserializer=ExportTraceServiceRequest.FromString,
-                    response_serializer=ExportTraceServiceResponse.SerializeToString,
-                )
-            },
-        )
-        self.server.add_generic_rpc_handlers((handler,))
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
-        self.server.start()
+        self.headers: list[dict[str, str]] = []
+        collector = self
 
-    def _export(self, request: ExportTraceServiceRequest, context: Any) -> Any:
-        self.requests.append(request)
-        return ExportTraceServiceResponse()
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                status, answer = 200, b"{}"
+                try:
+                    assert self.path == "/v1/traces", self.path
+                    assert self.headers.get("Content-Type") == "application/json"
+                    raw = json_to_protobuf("traces", body)
+                except (AssertionError, HttpError) as exc:
+                    status, answer = 400, json.dumps({"message": str(exc)}).encode()
+                else:
+                    collector.headers.append(dict(self.headers))
+                    collector.requests.append(ExportTraceServiceRequest.FromString(raw))
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property
     def endpoint(self) -> str:
@@ -128,7 +140,13 @@ class TraceCollector:
 def collector() -> Iterator[TraceCollector]:
     peer = TraceCollector()
     yield peer
-    peer.server.stop(None)
+    peer.server.shutdown()
+    peer.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_bare_python(tmp_path_factory.mktemp("bare") / "venv")
 
 
 def run_launch(
@@ -285,6 +303,8 @@ def test_user_telemetry_settings_are_kept(tmp_path: Path) -> None:
     result = run_launch(
         "--endpoint",
         f"127.0.0.1:{closed_port()}",
+        "--http-endpoint",
+        f"127.0.0.1:{closed_port()}",
         "--",
         sys.executable,
         "-c",
@@ -307,14 +327,14 @@ def test_user_telemetry_settings_are_kept(tmp_path: Path) -> None:
     [("exit 0", 0), ("exit 3", 3), ("kill -TERM $$", 128 + signal.SIGTERM)],
 )
 def test_exit_code_passes_through(script: str, expected: int) -> None:
-    env = clean_env(CC_LAUNCH_ENDPOINT=f"http://127.0.0.1:{closed_port()}")
+    env = clean_env(CC_LAUNCH_HTTP_ENDPOINT=f"http://127.0.0.1:{closed_port()}")
     result = run_launch("--", "sh", "-c", script, env=env)
     assert result.returncode == expected
-    assert result.stderr == ""  # a receiver that is down is not worth a word by default
+    assert len(result.stderr.splitlines()) == 1  # the span not sent, said once
 
 
 def test_command_not_found_exits_127(collector: TraceCollector) -> None:
-    env = clean_env(CC_LAUNCH_ENDPOINT=collector.endpoint)
+    env = clean_env(CC_LAUNCH_HTTP_ENDPOINT=collector.endpoint)
     result = run_launch("--", "no-such-command-cc-launch-test", "--secret", env=env)
     assert result.returncode == 127
     assert "no-such-command-cc-launch-test: command not found" in result.stderr
@@ -347,7 +367,7 @@ def lines(path: Path) -> list[str]:
 
 def test_signals_reach_the_child(tmp_path: Path) -> None:
     out = tmp_path / "signals"
-    env = clean_env(CC_LAUNCH_ENDPOINT=f"http://127.0.0.1:{closed_port()}")
+    env = clean_env(CC_LAUNCH_HTTP_ENDPOINT=f"http://127.0.0.1:{closed_port()}")
     process = subprocess.Popen(
         [*CC_LAUNCH, "--", sys.executable, "-c", SIGNAL_CHILD, str(out)],
         env=env,
@@ -385,7 +405,9 @@ def test_terminal_ctrl_c_reaches_the_child_once(tmp_path: Path) -> None:
     (Claude Code exits on a second Ctrl-C). Two SIGINTs close together may merge at the
     child, so cc-launch's debug output says what it forwarded."""
     out = tmp_path / "signals"
-    env = clean_env(CC_LAUNCH_ENDPOINT=f"http://127.0.0.1:{closed_port()}", CC_LAUNCH_DEBUG="1")
+    env = clean_env(
+        CC_LAUNCH_HTTP_ENDPOINT=f"http://127.0.0.1:{closed_port()}", CC_LAUNCH_DEBUG="1"
+    )
     argv = [*CC_LAUNCH, "--", sys.executable, "-c", SIGNAL_CHILD, str(out)]
     pid, master = pty.fork()
     if pid == 0:  # the child: session leader with the pty as controlling terminal
@@ -424,7 +446,7 @@ def test_launch_span_arrives(tmp_path: Path, collector: TraceCollector) -> None:
     script = f'{sys.executable} -c "$0" {out} && exit 5'
     env = clean_env(TRACEPARENT=inbound, OTEL_RESOURCE_ATTRIBUTES="team=core")
     result = run_launch(
-        "--endpoint",
+        "--http-endpoint",
         collector.endpoint,
         "--task",
         "T-42",
@@ -465,7 +487,7 @@ def test_launch_span_arrives(tmp_path: Path, collector: TraceCollector) -> None:
 
 
 def test_launch_span_is_a_root_without_inbound_context(collector: TraceCollector) -> None:
-    env = clean_env(CC_LAUNCH_ENDPOINT=collector.endpoint)
+    env = clean_env(CC_LAUNCH_HTTP_ENDPOINT=collector.endpoint)
     result = run_launch("--", "true", env=env)
     assert result.returncode == 0
     [(_, span)] = collector.spans()
@@ -475,27 +497,129 @@ def test_launch_span_is_a_root_without_inbound_context(collector: TraceCollector
     assert "task.id" not in attrs(span.attributes)
 
 
-@pytest.mark.parametrize("receiver", ["closed port", "silent listener"])
-def test_receiver_down_does_not_break_the_command(tmp_path: Path, receiver: str) -> None:
+@pytest.mark.parametrize("receiver", ["closed port", "silent listener", "HTTP error"])
+def test_receiver_down_is_said_once_and_keeps_the_exit_code(
+    tmp_path: Path, bare_python: Path, receiver: str
+) -> None:
+    """Under a bare python3 too: the command runs, its exit code is cc-launch's, and one
+    stderr line says the span was not sent and why; the deadline bounds a silent peer."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
-        port = listener.getsockname()[1]
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
         if receiver == "silent listener":
             listener.listen()  # accepts TCP, never answers: only the deadline ends the export
         else:
             listener.close()
+        if receiver == "HTTP error":
+            peer = TraceCollector()  # answers 400 to anything but /v1/traces
+            url = f"{peer.endpoint}/wrong"
         marker = tmp_path / "ran"
-        env = clean_env(CC_LAUNCH_ENDPOINT=f"http://127.0.0.1:{port}")
+        env = clean_env(CC_LAUNCH_HTTP_ENDPOINT=url)
         started = time.monotonic()
-        result = run_launch("--", "sh", "-c", f"touch {marker}; exit 4", env=env)
+        result = subprocess.run(
+            [
+                str(bare_python),
+                str(REPO / "bin" / "cc-launch"),
+                "--",
+                "sh",
+                "-c",
+                f"touch {marker}; exit 4",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
         elapsed = time.monotonic() - started
+        if receiver == "HTTP error":
+            peer.server.shutdown()
+            peer.server.server_close()
     assert marker.exists()
     assert result.returncode == 4
-    assert result.stderr == ""
-    assert elapsed < 3.0
-    verbose = run_launch("-v", "--", "true", env={**env, "CC_LAUNCH_ENDPOINT": "127.0.0.1:1"})
-    assert verbose.returncode == 0
-    assert "cc.launch span not sent" in verbose.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    line = result.stderr.strip()
+    assert line.startswith(f"cc-launch: cc.launch span not sent to {url}/v1/traces: ")
+    expected = {
+        "closed port": "connection refused",
+        "silent listener": "timed out",
+        "HTTP error": "HTTP 400",
+    }[receiver]
+    assert expected in line
+    assert elapsed < 5.0
+
+
+def test_traces_url_rule() -> None:
+    """The span goes to OTLP/HTTP: flag, env, else the gRPC endpoint's next port."""
+    resolve = launch.resolve_traces_url
+    assert resolve(None, {}, "http://127.0.0.1:4317") == "http://127.0.0.1:4318/v1/traces"
+    assert resolve(None, {}, "https://[::1]:5317") == "https://[::1]:5318/v1/traces"
+    env = {"CC_LAUNCH_HTTP_ENDPOINT": "h:9/"}
+    assert resolve(None, env, "http://x:4317") == "http://h:9/v1/traces"
+    assert resolve("https://r:1/v1/traces", env, "http://x:4317") == "https://r:1/v1/traces"
+    prepared = launch.prepare(clean_env(CC_LAUNCH_ENDPOINT="http://10.0.0.1:4317"))
+    assert prepared.traces_url == "http://10.0.0.1:4318/v1/traces"
+
+
+def test_launch_span_is_otlp_json_the_receiver_decodes() -> None:
+    """The hand-written OTLP/JSON: hex ids, int64 as strings, enums as numbers."""
+    prepared = launch.prepare(
+        clean_env(TRACEPARENT="00-a171b1cf0a55edc7f60e7b6d11e2c59f-1526e6d37ddcc3b1-01"),
+        task="T-1",
+    )
+    result = launch.RunResult(exit_code=130, start_ns=10**18, end_ns=10**18 + 5, killed_by=2)
+    body = launch.build_span_request(prepared, ["/usr/bin/claude", "--secret"], result)
+    document = json.loads(body)
+    span = document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    assert span["startTimeUnixNano"] == "1000000000000000000"
+    assert span["parentSpanId"] == "1526e6d37ddcc3b1"
+    request = ExportTraceServiceRequest.FromString(json_to_protobuf("traces", body))
+    [decoded] = request.resource_spans[0].scope_spans[0].spans
+    assert decoded.trace_id.hex() == "a171b1cf0a55edc7f60e7b6d11e2c59f"
+    assert decoded.span_id.hex() == prepared.context.span_id
+    assert decoded.kind == Span.SPAN_KIND_INTERNAL
+    assert decoded.flags == 0x301
+    assert decoded.end_time_unix_nano == 10**18 + 5
+    assert decoded.status.code == Status.STATUS_CODE_ERROR
+    assert decoded.status.message == "killed by SIGINT"
+    assert attrs(decoded.attributes)["process.exit_code"] == 130
+    assert attrs(decoded.attributes)["process.command"] == "claude"
+    resource = attrs(request.resource_spans[0].resource.attributes)
+    assert resource["service.name"] == "cc-launch" and resource["task.id"] == "T-1"
+
+
+def test_bare_python3_on_path_runs_the_whole_chain(
+    tmp_path: Path, fake_codex: Path, collector: TraceCollector, bare_python: Path
+) -> None:
+    """``bin/cc-launch`` found through ``#!/usr/bin/env python3`` with a python3 that has none
+    of the project's dependencies: the span arrives, with the token, and the codex shim (run
+    by the same interpreter) still stamps codex."""
+    out = tmp_path / "calls"
+    token = tmp_path / "token"
+    token.write_text("bare-token\n")
+    path = os.pathsep.join([str(bare_python.parent), str(fake_codex), os.environ["PATH"]])
+    env = clean_env(
+        PATH=path,
+        FAKE_CODEX_OUT=str(out),
+        CC_LAUNCH_HTTP_ENDPOINT=collector.endpoint,
+        CC_LAUNCH_TOKEN_FILE=str(token),
+    )
+    script = 'echo "$TRACEPARENT" > "$0" && codex exec x'
+    result = subprocess.run(
+        [str(REPO / "bin" / "cc-launch"), "-v", "--", "sh", "-c", script, str(tmp_path / "tp")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "cc.launch span sent" in result.stderr
+    [call] = codex_calls(out)
+    assert call["argv"][1:].count("-c") == 3
+    launch_tp = launch.parse_traceparent((tmp_path / "tp").read_text().strip())
+    assert launch_tp is not None
+    [(_, span)] = collector.spans()
+    assert span.span_id.hex() == launch_tp.span_id
+    assert collector.headers[0]["Authorization"] == "Bearer bare-token"
 
 
 # --- the codex shim -----------------------------------------------------------------------
@@ -643,6 +767,7 @@ def test_whole_chain(tmp_path: Path, fake_codex: Path, collector: TraceCollector
         PATH=f"{fake_codex}{os.pathsep}{os.environ['PATH']}",
         FAKE_CODEX_OUT=str(out),
         CC_LAUNCH_ENDPOINT=collector.endpoint,
+        CC_LAUNCH_HTTP_ENDPOINT=collector.endpoint,
     )
     script = 'echo "$TRACEPARENT" > "$0" && codex exec x'
     result = run_launch("--task", "T-9", "--", "sh", "-c", script, str(tmp_path / "tp"), env=env)

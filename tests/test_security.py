@@ -329,6 +329,8 @@ def test_launch_span_carries_token_over_tls(
                 "receiver.agents.launch",
                 "--endpoint",
                 f"https://localhost:{receiver.grpc_port}",
+                "--http-endpoint",
+                f"https://localhost:{receiver.http_port}",
                 "--token-file",
                 str(token_file),
                 "--ca-file",

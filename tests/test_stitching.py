@@ -21,6 +21,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from receiver.ingest.otlp import SERVICES
 from receiver.query.tree import Node, build_tree
 
+from .bare_python import make_bare_python
 from .capture import (
     CAPTURE_INBOUND_SPAN,
     CAPTURE_TOOL_EXECUTION_SPAN,
@@ -368,3 +369,45 @@ def test_tree_cli_prints_the_replayed_capture(
     assert session["kind"] == "claude_session" and session["totals"]["input_tokens"] == 296
     missing = subprocess.run([*base[:4], "no-such-run", *base[5:]], capture_output=True, text=True)
     assert missing.returncode == 1 and "no agent run" in missing.stderr
+
+
+def test_launch_span_from_a_bare_python3_lands_in_the_tree(
+    receiver: ReceiverProcess, client: Client, database: str, tmp_path: Path
+) -> None:
+    """``bin/cc-launch`` run by a python3 without the project's dependencies: its hand-encoded
+    OTLP/HTTP JSON span lands in ClickHouse and the tree's launch node is that span (not a
+    placeholder named by its children)."""
+    bare = make_bare_python(tmp_path / "bare")
+    run = subprocess.run(
+        [
+            str(bare),
+            str(Path(__file__).resolve().parents[1] / "bin" / "cc-launch"),
+            "--endpoint",
+            f"http://{receiver.grpc_target}",
+            "--http-endpoint",
+            receiver.http_url,
+            "--task",
+            "T-bare",
+            "-v",
+            "--",
+            "sh",
+            "-c",
+            "exit 3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 3, run.stderr
+    assert "cc.launch span sent" in run.stderr, run.stderr
+    launch_id = run.stderr.split("cc-launch: launch ", 1)[1].split()[0]
+    top = tree_when(client, database, launch_id, lambda top: top.kind == "cc_launch")
+    assert top.id == launch_id
+    assert top.name == "cc.launch task T-bare"
+    rows = client.query(
+        f"SELECT SpanAttributes['process.exit_code'], ResourceAttributes['task.id'], "
+        f"ServiceName FROM {database}.otel_traces WHERE SpanName = 'cc.launch' "
+        "AND ResourceAttributes['cc.launch.id'] = {l:String}",
+        parameters={"l": launch_id},
+    ).result_rows
+    assert rows == [("3", "T-bare", "cc-launch")]

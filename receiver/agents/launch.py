@@ -28,30 +28,38 @@
 6. At exit sends one ``cc.launch`` span (kind internal; start and end are the child's run;
    attributes ``cc.launch.id``, ``task.id``, ``ticket.id``, ``process.exit_code``,
    ``process.command`` = the command's name only, since arguments may hold secrets; resource
-   ``service.name=cc-launch`` plus the launch's resource attributes) over OTLP/gRPC with a
-   short deadline. A receiver that is down never changes the exit code and prints nothing
-   unless ``--verbose`` or ``CC_LAUNCH_DEBUG`` is set.
+   ``service.name=cc-launch`` plus the launch's resource attributes) as OTLP/HTTP JSON, with a
+   short deadline, the bearer token and the CA file (``--token-file``, ``--ca-file``). A span
+   that cannot be sent is said once on stderr and never changes the exit code.
 
-The receiver endpoint (launch span and codex) is ``--endpoint``, else ``CC_LAUNCH_ENDPOINT``,
-else the user's ``OTEL_EXPORTER_OTLP_ENDPOINT`` when its protocol is gRPC, else
-``http://127.0.0.1:4317``. Only the standard library is imported until the span is sent, so
-the codex shim, which shares the helpers below, starts fast.
+The receiver's gRPC endpoint (Claude Code, codex) is ``--endpoint``, else
+``CC_LAUNCH_ENDPOINT``, else the user's ``OTEL_EXPORTER_OTLP_ENDPOINT`` when its protocol is
+gRPC, else ``http://127.0.0.1:4317``. The launch span goes to the receiver's OTLP/HTTP
+endpoint: ``--http-endpoint``, else ``CC_LAUNCH_HTTP_ENDPOINT``, else the gRPC endpoint's
+scheme and host with the next port (4317 -> 4318: the receiver's default ports), plus
+``/v1/traces``. Standard library only (Python 3.9+): cc-launch and the codex shim, which
+shares the helpers below, run under whatever ``python3`` is first on ``PATH``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import secrets
 import shlex
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -60,6 +68,7 @@ from urllib.parse import quote, unquote, urlsplit
 DEFAULT_ENDPOINT = "http://127.0.0.1:4317"
 DEFAULT_COMMAND = "claude"
 ENDPOINT_ENV = "CC_LAUNCH_ENDPOINT"
+HTTP_ENDPOINT_ENV = "CC_LAUNCH_HTTP_ENDPOINT"
 LAUNCH_ID_ENV = "CC_LAUNCH_ID"
 DEBUG_ENV = "CC_LAUNCH_DEBUG"
 # Authentication and TLS towards the receiver (README "Security"). The token is handed to the
@@ -79,7 +88,7 @@ EXPORT_TIMEOUT_S = 1.5
 SHIM_MARKER = "receiver.agents.codex_shim"
 SERVICE_NAME = "cc-launch"
 SPAN_NAME = "cc.launch"
-TRACE_EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+TRACES_PATH = "/v1/traces"
 
 EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
@@ -235,13 +244,24 @@ def resolve_endpoint(flag: str | None, env: Mapping[str, str]) -> str:
     return DEFAULT_ENDPOINT
 
 
-def grpc_target(endpoint: str) -> tuple[str, bool]:
-    """``(host:port, secure)`` for a grpc channel from an OTLP endpoint URL."""
-    parts = urlsplit(normalize_endpoint(endpoint))
+def http_endpoint_for(grpc_endpoint: str) -> str:
+    """The receiver's OTLP/HTTP endpoint next to its gRPC one: same scheme and host, the
+    next port (4317 -> 4318, the OTLP defaults and the receiver's)."""
+    parts = urlsplit(normalize_endpoint(grpc_endpoint))
     host = parts.hostname or "127.0.0.1"
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
-    return f"{host}:{parts.port or 4317}", parts.scheme == "https"
+    return f"{parts.scheme}://{host}:{(parts.port or 4317) + 1}"
+
+
+def resolve_traces_url(flag: str | None, env: Mapping[str, str], grpc_endpoint: str) -> str:
+    """Where the launch span is POSTed (OTLP/HTTP JSON): ``--http-endpoint``, else
+    ``CC_LAUNCH_HTTP_ENDPOINT``, else the port after the gRPC endpoint's; plus ``/v1/traces``
+    unless the URL already names it."""
+    base = normalize_endpoint(
+        flag or env.get(HTTP_ENDPOINT_ENV) or http_endpoint_for(grpc_endpoint)
+    )
+    return base if base.endswith(TRACES_PATH) else base + TRACES_PATH
 
 
 # --- the launch environment -------------------------------------------------------------
@@ -255,7 +275,8 @@ class Launch:
     context: TraceParent  # the launch span's own context (what the child's TRACEPARENT says)
     parent_span_id: str | None  # the inbound span, when continuing an inbound TRACEPARENT
     trace_state: str
-    endpoint: str
+    endpoint: str  # the receiver's OTLP/gRPC endpoint (Claude Code, codex)
+    traces_url: str  # where the launch span is POSTed (OTLP/HTTP JSON)
     attributes: dict[str, str]  # cc.launch.id, task.id, ticket.id (those given)
     env: dict[str, str]
     token: str = ""  # bearer token for the receiver ("" for none)
@@ -270,18 +291,21 @@ def prepare(
     task: str | None = None,
     ticket: str | None = None,
     endpoint: str | None = None,
+    http_endpoint: str | None = None,
     shim_dir: str | os.PathLike[str] | None = None,
     token_file: str | None = None,
     ca_file: str | None = None,
 ) -> Launch:
     """Decide the trace context, ids and the child's environment (no side effects)."""
     env = dict(environ)
+    grpc_endpoint = resolve_endpoint(endpoint, environ)
     launch = Launch(
         launch_id=new_id(),
         context=TraceParent(new_trace_id(), new_span_id()),
         parent_span_id=None,
         trace_state="",
-        endpoint=resolve_endpoint(endpoint, environ),
+        endpoint=grpc_endpoint,
+        traces_url=resolve_traces_url(http_endpoint, environ, grpc_endpoint),
         attributes={},
         env=env,
     )
@@ -397,7 +421,7 @@ def shim_script() -> str:
     with this interpreter (``-I``: the user's PYTHON* variables and current directory cannot
     change what runs), passing its own path so the shim can skip itself on PATH."""
     python = sys.executable or "python3"
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])  # the directory holding `receiver`
     code = (
         "import sys; root = sys.argv[1]; sys.argv = sys.argv[2:]; sys.path.insert(0, root); "
         "from receiver.agents.codex_shim import main; sys.exit(main())"
@@ -539,27 +563,46 @@ def run_command(
 
 # --- the cc.launch span -----------------------------------------------------------------
 
+# OTLP enum values (opentelemetry/proto/trace/v1/trace.proto).
+SPAN_KIND_INTERNAL = 1
+STATUS_CODE_ERROR = 2
+# Span flags: sampled, plus "is remote" known for the parent (bit 8) and set (bit 9).
+FLAG_SAMPLED = 0x01
+FLAG_PARENT_IS_REMOTE_KNOWN = 0x100
+FLAG_PARENT_IS_REMOTE = 0x200
+
+
+def _any_value(value: str | int) -> dict[str, str]:
+    """An OTLP/JSON ``AnyValue``: int64 values are written as strings."""
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    return {"stringValue": value}
+
+
+def _key_values(items: Mapping[str, str | int]) -> list[dict[str, object]]:
+    return [{"key": key, "value": _any_value(value)} for key, value in items.items()]
+
+
+def _status(result: RunResult) -> dict[str, object]:
+    """The span status: unset for exit code 0, else an error saying why."""
+    if result.error:
+        return {"code": STATUS_CODE_ERROR, "message": result.error}
+    if result.exit_code == 0:
+        return {}
+    message = f"exit code {result.exit_code}"
+    if result.killed_by:
+        message = f"killed by signal {result.killed_by}"
+        with contextlib.suppress(ValueError):
+            message = f"killed by {signal.Signals(result.killed_by).name}"
+    return {"code": STATUS_CODE_ERROR, "message": message}
+
 
 def build_span_request(launch: Launch, command: Sequence[str], result: RunResult) -> bytes:
-    """The serialized ``ExportTraceServiceRequest`` carrying the one ``cc.launch`` span."""
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
-    from opentelemetry.proto.common.v1.common_pb2 import (
-        AnyValue,
-        InstrumentationScope,
-        KeyValue,
-    )
-    from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+    """The OTLP/JSON ``ExportTraceServiceRequest`` carrying the one ``cc.launch`` span.
 
-    def attrs(items: Mapping[str, str | int]) -> Iterator[KeyValue]:
-        for key, value in items.items():
-            if isinstance(value, int):
-                yield KeyValue(key=key, value=AnyValue(int_value=value))
-            else:
-                yield KeyValue(key=key, value=AnyValue(string_value=value))
-
+    Written by hand (OTLP/HTTP JSON encoding: lowerCamelCase names, hex ids, enums as
+    numbers, 64-bit integers as strings) so cc-launch needs no protobuf library.
+    """
     resource = parse_resource_attributes(launch.env.get(RESOURCE_ENV))
     resource["service.name"] = SERVICE_NAME
     span_attrs: dict[str, str | int] = {
@@ -567,96 +610,106 @@ def build_span_request(launch: Launch, command: Sequence[str], result: RunResult
         "process.exit_code": result.exit_code,
         "process.command": os.path.basename(command[0]) if command else "",
     }
-    status = Status()
-    if result.error:
-        status = Status(code=Status.STATUS_CODE_ERROR, message=result.error)
-    elif result.exit_code != 0:
-        message = f"exit code {result.exit_code}"
-        if result.killed_by:
-            message = f"killed by signal {result.killed_by}"
-            with contextlib.suppress(ValueError):
-                message = f"killed by {signal.Signals(result.killed_by).name}"
-        status = Status(code=Status.STATUS_CODE_ERROR, message=message)
-
-    flags = 0x01 | 0x100  # sampled; "is remote" is known for the parent
+    flags = FLAG_SAMPLED | FLAG_PARENT_IS_REMOTE_KNOWN
+    span: dict[str, object] = {
+        "traceId": launch.context.trace_id,
+        "spanId": launch.context.span_id,
+        "flags": flags,
+        "name": SPAN_NAME,
+        "kind": SPAN_KIND_INTERNAL,
+        "startTimeUnixNano": str(result.start_ns),
+        "endTimeUnixNano": str(max(result.end_ns, result.start_ns)),
+        "attributes": _key_values(span_attrs),
+        "status": _status(result),
+    }
     if launch.parent_span_id:
-        flags |= 0x200  # the parent is remote
-    span = Span(
-        trace_id=bytes.fromhex(launch.context.trace_id),
-        span_id=bytes.fromhex(launch.context.span_id),
-        parent_span_id=bytes.fromhex(launch.parent_span_id) if launch.parent_span_id else b"",
-        trace_state=launch.trace_state,
-        flags=flags,
-        name=SPAN_NAME,
-        kind=Span.SPAN_KIND_INTERNAL,
-        start_time_unix_nano=result.start_ns,
-        end_time_unix_nano=max(result.end_ns, result.start_ns),
-        attributes=list(attrs(span_attrs)),
-        status=status,
-    )
-    request = ExportTraceServiceRequest(
-        resource_spans=[
-            ResourceSpans(
-                resource=Resource(attributes=list(attrs(resource))),
-                scope_spans=[
-                    ScopeSpans(scope=InstrumentationScope(name=SERVICE_NAME), spans=[span])
-                ],
-            )
+        span["parentSpanId"] = launch.parent_span_id
+        span["flags"] = flags | FLAG_PARENT_IS_REMOTE
+    if launch.trace_state:
+        span["traceState"] = launch.trace_state
+    request = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": _key_values(resource)},
+                "scopeSpans": [{"scope": {"name": SERVICE_NAME}, "spans": [span]}],
+            }
         ]
-    )
-    return request.SerializeToString()
+    }
+    return json.dumps(request, separators=(",", ":")).encode()
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, human reason for a failed export (no traceback, no library class names
+    when the OS said it better)."""
+    reason = getattr(exc, "reason", None) or exc
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror.lower()
+    if isinstance(reason, (socket.timeout, TimeoutError)):
+        return "timed out"
+    return str(reason) or type(reason).__name__
 
 
 def send_span(
-    endpoint: str,
+    url: str,
     body: bytes,
     timeout: float = EXPORT_TIMEOUT_S,
     token: str = "",
     ca_file: str = "",
 ) -> str | None:
-    """Export one serialized trace request; None on success, else a short reason."""
-    try:
-        import grpc
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-            ExportTraceServiceResponse,
-        )
+    """POST one OTLP/JSON trace request to ``url``; None on success, else a short reason.
 
-        target, secure = grpc_target(endpoint)
-        options = [("grpc.enable_retries", 0)]
-        if secure:
-            roots = Path(ca_file).read_bytes() if ca_file else None
-            credentials = grpc.ssl_channel_credentials(root_certificates=roots)
-            channel = grpc.secure_channel(target, credentials, options=options)
-        else:
-            channel = grpc.insecure_channel(target, options=options)
-        metadata = (("authorization", f"Bearer {token}"),) if token else None
-        try:
-            export = channel.unary_unary(
-                TRACE_EXPORT_METHOD,
-                request_serializer=lambda raw: raw,
-                response_deserializer=ExportTraceServiceResponse.FromString,
-            )
-            response = export(body, timeout=timeout, metadata=metadata)
-        finally:
-            channel.close()
+    A direct connection (proxy variables are ignored: the bearer token goes to the
+    receiver only); ``https`` verifies the receiver against ``ca_file`` when given, else
+    the system's CAs.
+    """
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+    try:
+        if url.startswith("https:"):
+            context = ssl.create_default_context(cafile=ca_file or None)
+            handlers.append(urllib.request.HTTPSHandler(context=context))
+        opener = urllib.request.build_opener(*handlers)
+        with opener.open(request, timeout=timeout) as response:
+            answer = response.read()
+    except urllib.error.HTTPError as exc:
+        detail = _error_message(exc.read())
+        return f"HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else "")
     except Exception as exc:  # the user's command already ran: never fail because of this
-        code = getattr(exc, "code", None)
-        if callable(code):
-            return f"{code().name} from {endpoint}"
-        return f"{type(exc).__name__}: {exc}"
-    rejected = response.partial_success.rejected_spans
+        return _reason(exc)
+    rejected = _partial_success(answer)
     if rejected:
-        return f"{endpoint} rejected the span: {response.partial_success.error_message}"
+        return f"the receiver rejected the span: {rejected}"
     return None
+
+
+def _error_message(body: bytes) -> str:
+    """The ``message`` of an OTLP/HTTP error body (a JSON ``google.rpc.Status``), if any."""
+    with contextlib.suppress(ValueError, AttributeError):
+        return _one_line(str(json.loads(body).get("message", "")))
+    return ""
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """``text`` on one line, cut at ``limit`` characters: failures are said in one line."""
+    return " ".join(text.split())[:limit]
+
+
+def _partial_success(body: bytes) -> str:
+    """Why spans were rejected, from an ``ExportTraceServiceResponse`` in JSON ("" if none)."""
+    with contextlib.suppress(ValueError, AttributeError, TypeError):
+        partial = json.loads(body or b"{}").get("partialSuccess") or {}
+        if int(partial.get("rejectedSpans") or 0):
+            return _one_line(str(partial.get("errorMessage") or "no reason given"))
+    return ""
 
 
 def export_launch_span(launch: Launch, command: Sequence[str], result: RunResult) -> str | None:
     """Build and send the ``cc.launch`` span; None on success, else why not (never raises)."""
-    try:
-        body = build_span_request(launch, command, result)
-    except Exception as exc:  # e.g. opentelemetry-proto missing from this interpreter
-        return f"{type(exc).__name__}: {exc}"
-    return send_span(launch.endpoint, body, token=launch.token, ca_file=launch.ca_file)
+    body = build_span_request(launch, command, result)
+    return send_span(launch.traces_url, body, token=launch.token, ca_file=launch.ca_file)
 
 
 # --- command line -----------------------------------------------------------------------
@@ -665,7 +718,8 @@ def export_launch_span(launch: Launch, command: Sequence[str], result: RunResult
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cc-launch",
-        usage="cc-launch [--task ID] [--ticket ID] [--endpoint URL] [--token-file FILE] "
+        usage="cc-launch [--task ID] [--ticket ID] [--endpoint URL] [--http-endpoint URL] "
+        "[--token-file FILE] "
         "[--ca-file FILE] [-v] [--] [COMMAND ...]",
         description=(
             "Run Claude Code (default command: claude) with telemetry to the receiver, a "
@@ -681,6 +735,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"receiver OTLP/gRPC endpoint (default: ${ENDPOINT_ENV} or {DEFAULT_ENDPOINT})",
     )
     parser.add_argument(
+        "--http-endpoint",
+        metavar="URL",
+        help=f"receiver OTLP/HTTP endpoint for the launch span (default: ${HTTP_ENDPOINT_ENV}, "
+        "else the gRPC endpoint's host and the next port: 4317 -> 4318)",
+    )
+    parser.add_argument(
         "--token-file",
         metavar="FILE",
         help=f"bearer token for the receiver (default: ${TOKEN_FILE_ENV}, else ${TOKEN_ENV})",
@@ -694,12 +754,19 @@ def build_parser() -> argparse.ArgumentParser:
         "-v",
         "--verbose",
         action="store_true",
-        help=f"say what was sent and why it failed (also: {DEBUG_ENV}=1)",
+        help=f"say what is decided and sent (also: {DEBUG_ENV}=1)",
     )
     return parser
 
 
-_VALUE_OPTIONS = ("--task", "--ticket", "--endpoint", "--token-file", "--ca-file")
+_VALUE_OPTIONS = (
+    "--task",
+    "--ticket",
+    "--endpoint",
+    "--http-endpoint",
+    "--token-file",
+    "--ca-file",
+)
 
 
 def split_argv(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -733,6 +800,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             task=args.task,
             ticket=args.ticket,
             endpoint=args.endpoint,
+            http_endpoint=args.http_endpoint,
             shim_dir=shim_dir,
             token_file=args.token_file,
             ca_file=args.ca_file,
@@ -752,8 +820,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     hint = " (install Claude Code, or give the command to run after --)"
                 say(f"{command[0]}: {result.error}{hint}")
             failure = export_launch_span(launch, command, result)
-        if verbose:
-            say(f"cc.launch span not sent: {failure}" if failure else "cc.launch span sent")
+        if failure:  # one line, whatever the command's exit code (which stays its own)
+            say(f"cc.launch span not sent to {launch.traces_url}: {failure}")
+        elif verbose:
+            say(f"cc.launch span sent to {launch.traces_url}")
         return result.exit_code
     finally:
         shutil.rmtree(shim_dir, ignore_errors=True)

@@ -23,7 +23,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
-from receiver.config import ConfigError
+from receiver.config import ConfigError, how_to_set
 from receiver.delivery.deliver import Unavailable
 from receiver.ingest.auth import UNAUTHENTICATED_MESSAGE, Authenticator, Unauthenticated
 from receiver.ingest.limits import LimitExceeded
@@ -117,7 +117,8 @@ class GrpcFrontEnd:
                 self.port = self._server.add_secure_port(listen, credentials)
         except RuntimeError as exc:
             raise ConfigError(
-                f"grpc_listen: cannot listen on {listen} (address in use or not local): {exc}"
+                f"grpc_listen: cannot listen on {listen} (address in use or not local): {exc}; "
+                f"choose another with {how_to_set('grpc_listen')}"
             ) from None
 
     async def start(self) -> None:

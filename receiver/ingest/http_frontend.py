@@ -44,7 +44,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, status_pb2
 
-from receiver.config import ConfigError, parse_host_port
+from receiver.config import ConfigError, how_to_set, parse_host_port
 from receiver.delivery.deliver import Unavailable
 from receiver.ingest.auth import UNAUTHENTICATED_MESSAGE, Authenticator, Unauthenticated
 from receiver.ingest.limits import LimitExceeded
@@ -425,7 +425,8 @@ def _bind(listen: str) -> socket.socket:
             sock.close()
         reason = exc.strerror or str(exc)
         raise ConfigError(
-            f"http_listen: cannot listen on {listen} ({reason}; address in use or not local)"
+            f"http_listen: cannot listen on {listen} ({reason}; address in use or not local); "
+            f"choose another with {how_to_set('http_listen')}"
         ) from None
     sock.setblocking(False)
     return sock

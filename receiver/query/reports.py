@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import math
 import re
 import shutil
@@ -30,6 +29,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
 from typing import TYPE_CHECKING, Any
+
+from receiver.store.unreachable import cause
 
 if TYPE_CHECKING:
     import argparse
@@ -169,6 +170,7 @@ def parameters(
             f"its parameters: {known}"
         )
     values: dict[str, str] = {}
+    window: dict[str, tuple[str, datetime]] = {}
     for name in sorted(report.used):
         param = report.params.get(name)
         default = param.default if param else None
@@ -177,9 +179,10 @@ def parameters(
         elif name in ("since", "until"):
             text = {"since": since, "until": until}[name] or extra.get(name)
             text = text or default or ("7d" if name == "since" else "now")
-            values[name] = clickhouse_time(parse_time(text, now))
+            window[name] = (text, parse_time(text, now))
+            values[name] = clickhouse_time(window[name][1])
         elif name in extra:
-            values[name] = extra[name]
+            values[name] = check_param_value(name, param.type if param else "String", extra[name])
         elif default is not None:
             values[name] = default
         else:
@@ -187,7 +190,31 @@ def parameters(
                 f"report {report.name!r} needs --param {name}=VALUE"
                 + (f" ({param.description})" if param else "")
             )
+    if "since" in window and "until" in window and window["since"][1] >= window["until"][1]:
+        raise ReportError(
+            f"--since {window['since'][0]} is not before --until {window['until'][0]}: "
+            "the window is empty"
+        )
     return values
+
+
+_INTEGER = re.compile(r"(U?)Int(\d+)")
+
+
+def check_param_value(name: str, type_: str, value: str) -> str:
+    """``value`` when it fits the parameter's ClickHouse type, else a ReportError naming the
+    flag (numbers are checked here; ClickHouse would only say BAD_QUERY_PARAMETER)."""
+    integer = _INTEGER.fullmatch(type_)
+    if integer:
+        unsigned, bits = integer[1] == "U", int(integer[2])
+        low, high = (0, 2**bits - 1) if unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+        if not re.fullmatch(r"-?\d+", value.strip()) or not low <= int(value) <= high:
+            raise ReportError(
+                f"--param {name}={value}: {name} is a {type_}, expected a whole number "
+                f"from {low} to {high}"
+            )
+        return value.strip()
+    return value
 
 
 @dataclass
@@ -375,7 +402,6 @@ def run_command(
     except ReportError as exc:
         print(f"otel-receiver: {exc}", file=sys.stderr)
         return 2
-    logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)  # errors: said below
     try:
         client = connect()
     except Exception as exc:
@@ -440,6 +466,10 @@ def _list_reports(fmt: str) -> int:
 
 
 def _unreachable(url: str, settings: Any, exc: Exception) -> str:
+    from receiver.query.target import QueryTargetError
+
+    if isinstance(exc, QueryTargetError):  # already says where, why and what to do
+        return f"otel-receiver: {exc}"
     if settings.clickhouse_url:
         return f"otel-receiver: cannot query ClickHouse at {_safe(url)}: {_explain(exc, settings)}"
     return (
@@ -457,8 +487,6 @@ def _safe(url: str) -> str:
 
 def _explain(exc: Exception, settings: Any) -> str:
     text = str(exc)
-    if "Connection refused" in text or "Failed to establish a new connection" in text:
-        return "connection refused"
     if "UNKNOWN_DATABASE" in text or "Code: 81" in text:
         return (
             f"database {settings.clickhouse_database!r} does not exist there (pass --database, "
@@ -469,4 +497,4 @@ def _explain(exc: Exception, settings: Any) -> str:
             f"the receiver's tables are missing in {settings.clickhouse_database!r} "
             "(`otel-receiver schema apply` creates them)"
         )
-    return text.splitlines()[0] if text else type(exc).__name__
+    return cause(exc)

@@ -17,6 +17,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from receiver.config import Settings, parse_host_port
+from receiver.query.target import recorded_http_port
 from receiver.store.credentials import clickhouse_credentials, embedded_credentials, safe_url
 
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
@@ -118,12 +119,8 @@ def summarize(samples: dict[str, list[tuple[dict[str, str], float]]]) -> list[st
 
 def _embedded_url(settings: Settings) -> str | None:
     """The embedded server's URL from the ports file it wrote (None before its first start)."""
-    ports = settings.clickhouse_data_dir / "run" / "ports.tsv"
-    try:
-        http_port = int(ports.read_text().split("\t")[0])
-    except (OSError, ValueError):
-        return None
-    return f"http://127.0.0.1:{http_port}"
+    http_port = recorded_http_port(settings.clickhouse_data_dir)
+    return None if http_port is None else f"http://127.0.0.1:{http_port}"
 
 
 def clickhouse_reachable(settings: Settings) -> tuple[bool, str]:

@@ -164,11 +164,3 @@ def write_users_file(run_dir: Path, password: str) -> Path:
         out.write(users_xml(password))
     os.chmod(path, 0o600)
     return path
-
-
-def query_credentials(settings: Settings) -> Credentials:
-    """Credentials for a command that queries the ClickHouse a receiver uses: the configured
-    one's, or the embedded server's generated password."""
-    if settings.uses_embedded_clickhouse:
-        return embedded_credentials(settings.clickhouse_data_dir)
-    return clickhouse_credentials(settings)

@@ -345,7 +345,9 @@ class EmbeddedClickHouse:
             message = (
                 f"the embedded ClickHouse cannot listen on {where}: address already in use "
                 f"(HTTP port {http_port}, native port {tcp_port}); stop what uses it or choose "
-                f"other ports. ClickHouse said: {detail}"
+                "other ports with --embedded-http-port / --embedded-tcp-port "
+                "(OTEL_RECEIVER_EMBEDDED_HTTP_PORT / OTEL_RECEIVER_EMBEDDED_TCP_PORT, "
+                f"embedded.http_port / embedded.tcp_port). ClickHouse said: {detail}"
             )
         elif "Cannot lock file" in detail:
             message = (
