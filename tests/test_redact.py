@@ -26,7 +26,6 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from receiver.config import ConfigError, Settings, load_settings
 from receiver.ingest.decode import DECODERS, Decoded, decode_logs, decode_metrics, decode_traces
-from receiver.processors import redact as redact_module
 from receiver.processors.redact import (
     DETECTOR_NAMES,
     HASH_HEX_CHARS,
@@ -38,6 +37,7 @@ from receiver.processors.redact import (
     load_hash_key,
     rule_count,
 )
+from receiver.processors.redact import engine as redact_engine
 from receiver.store.tables import (
     LOGS,
     METRICS_GAUGE,
@@ -130,7 +130,7 @@ def test_every_column_is_either_redacted_or_deliberately_not() -> None:
     for table in REDACTED_COLUMNS:
         for column in TABLE_COLUMNS[table]:
             assert (column in REDACTED_COLUMNS[table]) != (column in UNREDACTED_COLUMNS), (
-                f"{table}.{column}: classify it in receiver/processors/redact.py"
+                f"{table}.{column}: classify it in receiver/processors/redact/engine.py"
             )
 
 
@@ -608,12 +608,12 @@ def test_clean_strings_are_scanned_once_across_requests_within_a_bound(
     assert scanned.count("Claude-Opus-4") == 1  # remembered clean
     assert scanned.count(secret) == 3  # a secret is never remembered: redacted and counted
     assert detector_count("github_token") == before + 3
-    monkeypatch.setattr(redact_module, "CLEAN_MEMORY_CHARS", 100)
+    monkeypatch.setattr(redact_engine, "CLEAN_MEMORY_CHARS", 100)
     for i in range(50):
         r.redact_attributes({"v": f"Value-{i:04d}-xyz"})
     assert 0 < r._clean_chars <= 100  # emptied when full, not grown
-    monkeypatch.setattr(redact_module, "CLEAN_MEMORY_CHARS", 10**6)
-    monkeypatch.setattr(redact_module, "CLEAN_MEMORY_STRINGS", 10)
+    monkeypatch.setattr(redact_engine, "CLEAN_MEMORY_CHARS", 10**6)
+    monkeypatch.setattr(redact_engine, "CLEAN_MEMORY_STRINGS", 10)
     for i in range(50):
         r.redact_attributes({"v": f"Other-{i:04d}-xyz"})
     assert 0 < len(r._clean) <= 10
@@ -638,7 +638,7 @@ def test_scanning_stays_linear_on_adversarial_values(value: str) -> None:
 
 
 def test_the_pre_filter_lets_few_real_values_through_to_the_detectors() -> None:
-    """Not a benchmark (see receiver.processors.redact's docstring): a guard against the pre-filter
+    """Not a benchmark (see the engine's docstring): a guard against the pre-filter
     silently sending every value to the detectors. The clean corpus is adversarial (half of it
     talks about passwords and tokens); real telemetry is not."""
     r = redactor()
