@@ -21,22 +21,41 @@ from receiver.config import ConfigError
 # ---------------------------------------------------------------------------------------------
 # Value checks shared by the context detectors.
 
-_SECRET_WORDS = ("pass", "pwd", "secret", "token", "key", "auth")
 # values that stand where a secret would but are not one: types, states, placeholders
 _BORING_WORDS = """
     true false null none nil undefined yes no on off required optional string str bytes int
-    integer number boolean bool any object secret password passwd token key redacted hidden
-    masked empty expired invalid missing present absent set unset provided omitted n/a na
-    changeit changeme example sample dummy test value values
-    await lambda self this cls not yield new function return
+    integer number boolean bool any object redacted hidden masked empty expired invalid missing
+    present absent set unset provided omitted n/a na changeit example sample dummy test value
+    values await lambda self this cls not yield new function return
 """
 _BORING = frozenset(_BORING_WORDS.split())
+# A placeholder is a value made only of these words (with or without separators, any case, no
+# digits): `changeme`, `YOUR_API_KEY`, `your-token-here`, `api_key`, `password`, `secret`,
+# `<...>` aside. A real password that contains one of them (`Passw0rd99`, `Monkey2024`,
+# `SuperSecret123`) is not made only of them.
+_PLACEHOLDER_WORDS = """
+    your my the new old some default dummy fake sample example test demo placeholder here insert
+    enter put replace change me it todo fixme tbd xxx foo bar baz none null empty value string
+    secret password passwd pass pwd passphrase token key api access auth bearer basic oauth
+    client private session user db database app service account credential credentials env var
+    redacted hidden masked real actual valid invalid goes
+"""
+_PLACEHOLDER_ALTERNATIVES = "|".join(sorted(_PLACEHOLDER_WORDS.split(), key=len, reverse=True))
+_PLACEHOLDER = re.compile(rf"(?:[-_. ]?(?:{_PLACEHOLDER_ALTERNATIVES})s?)+", re.IGNORECASE)
+_CREDENTIAL_WORDS = "password|passwd|passphrase|pass|pwd|secret|token|key|auth|credentials?"
+# the name of a credential, not its value: dbPassword, authToken, DB_PASSWORD, db-password
+_CREDENTIAL_NAME = re.compile(
+    rf"""[a-z]+(?:[A-Z][a-z]*)*(?:{_CREDENTIAL_WORDS.title()})s?
+    |[A-Z]+(?:_[A-Z]+)*_(?:{_CREDENTIAL_WORDS.upper()})S?
+    |[a-z]+(?:-[a-z]+)*-(?:{_CREDENTIAL_WORDS})s?""",
+    re.VERBOSE,
+)
 _VAR_REF = re.compile(r"[$%{<(]|#\{|\[REDACTED")  # $X ${X} %X% {x} {{ x }} #{x} <x> (..)
 _MASK = re.compile(r"[*xX•.…_#-]+")
+_MASKED_TAIL = re.compile(r"(?:[*•]{3,}|[xX]{4,}|\.{3,}|…)\Z")  # sk-ant-xxxx, AKIA****, ghp_...
 _NUMERIC = re.compile(r"[0-9][0-9.,_]*")
 _DOTTED_IDENT = re.compile(r"[A-Za-z_]\w{0,24}(?:\.[A-Za-z_]\w{0,24})+")  # not hvs.<90 chars>
 _CALL = re.compile(r"[A-Za-z_][\w.]*[(\[]")
-_IDENT = re.compile(r"[A-Za-z_][\w.-]*")
 _SNAKE_WORDS = re.compile(r"[a-z]+(?:_[a-z]+)+")  # "send_message": an identifier, not a secret
 _WORD = re.compile(r"[A-Za-z_]+")
 _PATH = re.compile(r"(?:~|\.{1,2})?/[\w.@-]+/")
@@ -44,8 +63,11 @@ _PATH = re.compile(r"(?:~|\.{1,2})?/[\w.@-]+/")
 
 def plausible_secret(value: str, word: str = "", unquoted: bool = False) -> bool:
     """Whether a value found in a secret's place could be the secret, not a placeholder,
-    variable reference, type, count or code: ``${TOKEN}``, ``<token>``, ``****``, ``str``,
-    ``4096`` (for ``token``/``key``), ``args.password``, ``get_token()``, ``/run/secrets/db``."""
+    variable reference, type, count or code: ``${TOKEN}``, ``<token>``, ``****``,
+    ``your-api-key-here``, ``str``, ``4096`` (for ``token``/``key``), ``args.password``,
+    ``get_token()``, ``dbPassword``, ``/run/secrets/db``. Placeholders are recognised by their
+    whole shape, never by a word inside the value: ``Monkey2024`` and ``Passw0rd99`` are
+    secrets."""
     value = value.strip()
     if len(value) < 3 or _VAR_REF.match(value) or _MASK.fullmatch(value):
         return False
@@ -54,10 +76,10 @@ def plausible_secret(value: str, word: str = "", unquoted: bool = False) -> bool
         return False
     if word in ("token", "key") and _NUMERIC.fullmatch(value):
         return False
-    if _PATH.match(value) or _CALL.match(value):
+    if _PATH.match(value) or _CALL.match(value) or _MASKED_TAIL.search(value):
         return False
-    if _IDENT.fullmatch(value) and any(w in lowered for w in _SECRET_WORDS):
-        return False  # password=password, token=YOUR_TOKEN, api_key=api_key
+    if len(value) <= 48 and (_PLACEHOLDER.fullmatch(value) or _CREDENTIAL_NAME.fullmatch(value)):
+        return False  # password=password, token=YOUR_TOKEN, api_key=api_key, pass=dbPassword
     if _SNAKE_WORDS.fullmatch(value):
         return False
     # self.password, settings.SECRET_KEY: code, not a value
@@ -206,6 +228,9 @@ def _command_before(m: re.Match[str], window: int = 500) -> str:
 
 _HTTP_CLIENT = re.compile(r"\b(?:curl|wget|http|https|xh|httpie)\b")
 _MYSQL_CLIENT = re.compile(r"\b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b")
+_REDIS_CLIENT = re.compile(r"\b(?:redis-cli|valkey-cli|keydb-cli)\b")
+_MONGO_CLIENT = re.compile(r"\bmongo(?:sh|dump|restore|export|import|stat|top|files)?\b")
+_SUDO_STDIN = re.compile(r"\bsudo[ \t]+(?:-[A-Za-z]*[ \t]+)*-[A-Za-z]*S\b")
 
 
 def _curl_user_check(m: re.Match[str], original: str = "") -> bool:
@@ -215,12 +240,33 @@ def _curl_user_check(m: re.Match[str], original: str = "") -> bool:
     return bool(_HTTP_CLIENT.search(_command_before(m))) and plausible_secret(password)
 
 
-def _mysql_check(m: re.Match[str], original: str = "") -> bool:
-    return (
-        _boundary(m)
-        and bool(_MYSQL_CLIENT.search(_command_before(m)))
-        and plausible_secret(_secret_text(m))
-    )
+def _run_by(tool: re.Pattern[str]) -> Check:
+    """A check for a password flag: it must start a word, in a command run by ``tool``."""
+
+    def check(m: re.Match[str], original: str = "") -> bool:
+        return (
+            _boundary(m)
+            and bool(tool.search(_command_before(m)))
+            and plausible_secret(_secret_text(m))
+        )
+
+    return check
+
+
+def _htpasswd_check(m: re.Match[str], original: str = "") -> bool | tuple[int, int]:
+    """``htpasswd -b[c] FILE USER PASS`` or ``htpasswd -nb USER PASS``: the last argument."""
+    flags = m.group("flags")
+    if "b" not in flags:
+        return False
+    args = list(re.finditer(r"\S+", m.group("args")))
+    wanted = 2 if "n" in flags else 3
+    if len(args) < wanted:
+        return False
+    offset = m.start("args")
+    start, end = (offset + i for i in args[wanted - 1].span())
+    if m.string[start] in "'\"" and m.string[end - 1] == m.string[start] and end - start > 2:
+        start, end = start + 1, end - 1
+    return (start, end) if plausible_secret(m.string[start:end]) else False
 
 
 _REGISTRY_LOGIN = re.compile(
@@ -569,10 +615,10 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(  # curl -u user:password, wget --user=... (the command must be an HTTP client)
         "cli_password",
         _rx(
-            rf"""-(?:u|-user)(?:[ \t]+|=)\\?["']?
+            rf"""-(?:u[ \t]*|-user(?:[ \t]+|=))\\?["']?
             (?P<user>[^\s:'"\\]{{1,256}}):(?P<secret>{_TOKEN}{{1,256}})"""
         ),
-        ("-(?<=[ \t]-)(?=u[ \t=\"'])", "-(?=-user[ \t=])"),
+        ("-(?<=[ \t]-)(?=u)", "-(?=-user[ \t=])"),
         check=_curl_user_check,
     ),
     Detector(  # mysql -pSECRET, mysql -p'SECRET'
@@ -582,7 +628,7 @@ DETECTORS: tuple[Detector, ...] = (
             |(?P<s2>(?:[^\s'"\\-]|{_U}){_TOKEN}{{0,255}}))"""
         ),
         ("[qQ](?<=[mM][yY][sS][qQ])(?=[lL])", "m(?=ariadb)"),
-        check=_mysql_check,
+        check=_run_by(_MYSQL_CLIENT),
     ),
     Detector(  # docker login -u user -p SECRET (and podman, helm registry, ...)
         "cli_password",
@@ -595,6 +641,47 @@ DETECTORS: tuple[Detector, ...] = (
         _rx(rf"""sshpass[ \t]+-p[ \t]*\\?["']?(?P<secret>{_TOKEN}{{1,256}})"""),
         ("h(?<=ssh)(?=pass)",),
         check=_not_placeholder,
+    ),
+    Detector(  # redis-cli -a SECRET (valkey-cli, keydb-cli)
+        "cli_password",
+        _rx(rf"""-a[ \t]+\\?["']?(?P<secret>{_TOKEN}{{1,256}})"""),
+        ("-(?<=redis-)(?=cli)", "-(?<=valkey-)(?=cli)", "-(?<=keydb-)(?=cli)"),
+        check=_run_by(_REDIS_CLIENT),
+    ),
+    Detector(  # mongosh -u admin -p SECRET (mongo, mongodump, mongorestore, ...)
+        "cli_password",
+        _rx(rf"""-p[ \t]+\\?["']?(?P<secret>{_TOKEN}{{1,256}})"""),
+        ("g(?<=mong)(?=o)",),
+        check=_run_by(_MONGO_CLIENT),
+    ),
+    Detector(  # htpasswd -b[c] FILE USER SECRET, htpasswd -nb USER SECRET
+        "cli_password",
+        _rx(
+            r"""htpasswd(?P<flags>(?:[ \t]+-[A-Za-z]{1,8})+)
+            [ \t]+(?P<args>[^\s;|&]{1,256}(?:[ \t]+[^\s;|&]{1,256}){1,2})"""
+        ),
+        (_G_PASSWORD,),
+        check=_htpasswd_check,
+    ),
+    Detector(  # echo SECRET | sudo -S ...
+        "cli_password",
+        _rx(
+            r"""echo[ \t]+(?:-[neE]{1,3}[ \t]+)?
+            (?:"(?P<s1>[^"\r\n]{1,256})"|'(?P<s2>[^'\r\n]{1,256})'|(?P<s3>[^\s"'|;&]{1,256}))
+            [ \t]*\|[ \t]*(?=sudo[ \t])"""
+        ),
+        ("S(?<=[ \t]-S)", "S(?<=-[A-Za-z]S)"),
+        check=lambda m, _: (
+            _boundary(m)
+            and bool(_SUDO_STDIN.match(m.string, m.end(), m.end() + 200))
+            and _not_placeholder(m)
+        ),
+    ),
+    Detector(  # sudo -S ... <<< SECRET
+        "cli_password",
+        _rx(rf"""<<<[ \t]*\\?["']?(?P<secret>{_TOKEN}{{1,256}})"""),
+        ("S(?<=[ \t]-S)", "S(?<=-[A-Za-z]S)"),
+        check=lambda m, _: bool(_SUDO_STDIN.search(_command_before(m))) and _not_placeholder(m),
     ),
     Detector(
         "secret_assignment",
