@@ -55,10 +55,10 @@ _MASK = re.compile(r"[*xX•.…_#-]+")
 _MASKED_TAIL = re.compile(r"(?:[*•]{3,}|[xX]{4,}|\.{3,}|…)\Z")  # sk-ant-xxxx, AKIA****, ghp_...
 _NUMERIC = re.compile(r"[0-9][0-9.,_]*")
 _DOTTED_IDENT = re.compile(r"[A-Za-z_]\w{0,24}(?:\.[A-Za-z_]\w{0,24})+")  # not hvs.<90 chars>
-_CALL = re.compile(r"[A-Za-z_][\w.]*[(\[]")
+_CALL = re.compile(r"[A-Za-z_][\w.]*(?:(?:::|->)\w+)*!?[(\[]")  # f(, a.b[, std::env::var(
 _SNAKE_WORDS = re.compile(r"[a-z]+(?:_[a-z]+)+")  # "send_message": an identifier, not a secret
 _WORD = re.compile(r"[A-Za-z_]+")
-_PATH = re.compile(r"(?:~|\.{1,2})?/[\w.@-]+/")
+_PATH = re.compile(r"(?:~|\.{1,2})?/[\w.@-]+/|\.{1,2}/[\w.@-]+\Z")  # /run/secrets/x, ./x.txt
 
 
 def plausible_secret(value: str, word: str = "", unquoted: bool = False) -> bool:
@@ -230,7 +230,29 @@ _HTTP_CLIENT = re.compile(r"\b(?:curl|wget|http|https|xh|httpie)\b")
 _MYSQL_CLIENT = re.compile(r"\b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b")
 _REDIS_CLIENT = re.compile(r"\b(?:redis-cli|valkey-cli|keydb-cli)\b")
 _MONGO_CLIENT = re.compile(r"\bmongo(?:sh|dump|restore|export|import|stat|top|files)?\b")
-_SUDO_STDIN = re.compile(r"\bsudo[ \t]+(?:-[A-Za-z]*[ \t]+)*-[A-Za-z]*S\b")
+_SQLCMD_CLIENT = re.compile(r"\b(?:sqlcmd|bcp|osql|isql)\b")
+_LDAP_CLIENT = re.compile(r"\bldap(?:search|add|modify|delete|passwd|whoami|compare|modrdn|exop)\b")
+_ZIP_CLIENT = re.compile(r"\b(?:zip|unzip|zipcloak)\b")
+_7Z_CLIENT = re.compile(r"\b7z[az]?\b")
+_SMB_CLIENT = re.compile(r"\b(?:smbclient|rpcclient|smbmap|smbcacls|smbget|mount\.cifs)\b")
+# commands that read a password on standard input: sudo -S, `login --password-stdin`, chpasswd
+_PASSWORD_FROM_STDIN = re.compile(
+    r"\bsudo[ \t]+(?:-[A-Za-z]*[ \t]+)*-[A-Za-z]*S\b|--password-stdin\b|\bchpasswd\b"
+)
+_G_STDIN = ("S(?<=[ \t]-S)", "S(?<=-[A-Za-z]S)", "-(?<=password-)(?=stdin)")
+
+
+def _piped_to_password_reader(m: re.Match[str], original: str = "") -> bool:
+    """``echo SECRET | sudo -S ...``: the command after the pipe reads a password."""
+    after = m.string[m.end() : m.end() + 300]
+    cut = min((i for i in map(after.find, ("\n", ";", "&&", "|")) if i >= 0), default=len(after))
+    return _boundary(m) and bool(_PASSWORD_FROM_STDIN.search(after, 0, cut)) and _not_placeholder(m)
+
+
+def _sql_check(m: re.Match[str], original: str) -> bool | tuple[int, int]:
+    """Runs on lower-case text: the password's case matters to the placeholder check."""
+    start, end = secret_span(m)
+    return (start, end) if _boundary(m) and plausible_secret(original[start:end]) else False
 
 
 def _curl_user_check(m: re.Match[str], original: str = "") -> bool:
@@ -244,10 +266,12 @@ def _run_by(tool: re.Pattern[str]) -> Check:
     """A check for a password flag: it must start a word, in a command run by ``tool``."""
 
     def check(m: re.Match[str], original: str = "") -> bool:
+        secret = _secret_text(m)
         return (
             _boundary(m)
+            and not secret.startswith("-")  # mongosh -p --authenticationDatabase: a prompt
             and bool(tool.search(_command_before(m)))
-            and plausible_secret(_secret_text(m))
+            and plausible_secret(secret)
         )
 
     return check
@@ -275,7 +299,11 @@ _REGISTRY_LOGIN = re.compile(
 
 
 def _registry_login_check(m: re.Match[str], original: str = "") -> bool:
-    return bool(_REGISTRY_LOGIN.search(_command_before(m))) and _not_placeholder(m)
+    return (
+        not _secret_text(m).startswith("-")
+        and bool(_REGISTRY_LOGIN.search(_command_before(m)))
+        and _not_placeholder(m)
+    )
 
 
 _NETRC_ENTRY = re.compile(r"\bmachine\s+\S+\s+login\s+\S+\s+\Z")
@@ -663,25 +691,59 @@ DETECTORS: tuple[Detector, ...] = (
         (_G_PASSWORD,),
         check=_htpasswd_check,
     ),
-    Detector(  # echo SECRET | sudo -S ...
+    Detector(  # echo SECRET | sudo -S ..., printf ... | docker login --password-stdin, chpasswd
         "cli_password",
         _rx(
-            r"""echo[ \t]+(?:-[neE]{1,3}[ \t]+)?
-            (?:"(?P<s1>[^"\r\n]{1,256})"|'(?P<s2>[^'\r\n]{1,256})'|(?P<s3>[^\s"'|;&]{1,256}))
-            [ \t]*\|[ \t]*(?=sudo[ \t])"""
+            r"""(?:echo[ \t]+(?:-[neE]{1,3}[ \t]+)?
+            |printf[ \t]+(?:\\?["']?%s(?:\\{1,2}n)?\\?["']?[ \t]+)?)
+            (?:\\?"(?P<s1>[^"\\\r\n]{1,256})\\?"|'(?P<s2>[^'\r\n]{1,256})'|(?P<s3>[^\s"'|;&\\]{1,256}))
+            [ \t]*\|"""
         ),
-        ("S(?<=[ \t]-S)", "S(?<=-[A-Za-z]S)"),
-        check=lambda m, _: (
-            _boundary(m)
-            and bool(_SUDO_STDIN.match(m.string, m.end(), m.end() + 200))
-            and _not_placeholder(m)
-        ),
+        (*_G_STDIN, _G_PASSWORD),
+        check=_piped_to_password_reader,
     ),
-    Detector(  # sudo -S ... <<< SECRET
+    Detector(  # sudo -S ... <<< SECRET, docker login --password-stdin <<< SECRET
         "cli_password",
         _rx(rf"""<<<[ \t]*\\?["']?(?P<secret>{_TOKEN}{{1,256}})"""),
-        ("S(?<=[ \t]-S)", "S(?<=-[A-Za-z]S)"),
-        check=lambda m, _: bool(_SUDO_STDIN.search(_command_before(m))) and _not_placeholder(m),
+        _G_STDIN,
+        check=lambda m, _: (
+            bool(_PASSWORD_FROM_STDIN.search(_command_before(m))) and _not_placeholder(m)
+        ),
+    ),
+    Detector(  # sqlcmd -S db -U sa -P SECRET (bcp, osql); zip -P SECRET
+        "cli_password",
+        _rx(rf"""-P[ \t]+\\?["']?(?P<secret>{_TOKEN}{{1,256}})"""),
+        ("-(?<=[ \t]-)(?=P[ \t])",),
+        check=lambda m, _: _run_by(_SQLCMD_CLIENT)(m) or _run_by(_ZIP_CLIENT)(m),
+    ),
+    Detector(  # ldapsearch -D cn=admin -w SECRET
+        "cli_password",
+        _rx(rf"""-w[ \t]+\\?["']?(?P<secret>{_TOKEN}{{1,256}})"""),
+        ("-(?<=[ \t]-)(?=w[ \t])",),
+        check=_run_by(_LDAP_CLIENT),
+    ),
+    Detector(  # 7z a -pSECRET archive.7z
+        "cli_password",
+        _rx(rf"""-p(?P<secret>[^\s"'\\-]{_TOKEN}{{0,255}})"""),
+        ("z(?<=7z)",),
+        check=_run_by(_7Z_CLIENT),
+    ),
+    Detector(  # smbclient -U user%SECRET
+        "cli_password",
+        _rx(rf"""-U[ \t]+\\?["']?[^\s%"'\\]{{1,128}}%(?P<secret>{_TOKEN}{{1,256}})"""),
+        ("-(?<=[ \t]-)(?=U[ \t])",),
+        check=_run_by(_SMB_CLIENT),
+    ),
+    Detector(  # SQL: CREATE USER .. IDENTIFIED BY 'x', ALTER ROLE .. PASSWORD 'x', SET PASSWORD
+        "sql_password",
+        _rx(
+            r"""(?:identified[ \t]+(?:with[ \t]+\w{1,40}[ \t]+)?by[ \t]+
+            |password(?:[ \t]+for[ \t]+[^\s=]{1,200}[ \t]*=[ \t]*|[ \t]+))
+            (?:'(?P<s1>[^'\r\n]{1,256})'|\\?"(?P<s2>[^"\\\r\n]{1,256})\\?")"""
+        ),
+        ("[yY](?<=[bB][yY])(?=[ \t])", _G_PASSWORD),
+        check=_sql_check,
+        lower=True,
     ),
     Detector(
         "secret_assignment",
