@@ -12,6 +12,14 @@ a ``key`` is an attribute: the value is redacted as ``{key: value}``.
 
 ``CLEAN_VALUES``: commands, paths, ids, base64 that is not a secret, model names, prose, JSON
 and config that merely talk about passwords and tokens.
+
+People's passwords (issue 18): ``PASSWORD_CASES`` puts human-chosen passwords (words with
+digits and symbols, many containing pass, secret, key, token, auth) in the shell commands, env
+files, URLs, JSON, YAML, CLI flags and heredocs they occur in; ``ISSUE_18_CASES`` are the six
+the issue found stored in clear; ``HARD_CASES`` are real forms no detector knows yet.
+``GENERATED_CLEAN_VALUES`` are the same tools without a secret, placeholders of every shape,
+prose, code, logs, ids, hashes and base64. ``ALL_SECRET_CASES`` and ``ALL_CLEAN_VALUES`` are
+what the corpus figures are computed over.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import hashlib
 import json
 import random
 import string
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 
@@ -979,3 +988,353 @@ CLEAN_VALUES: tuple[str, ...] = (
     "mailto:security@example.com",
     "http://localhost:3000/callback?code=&state=xyz",
 )
+
+# -- people's passwords ---------------------------------------------------------------------------
+#
+# What people type into an agent's Bash tool, not what providers issue: a word or two (many of
+# them containing pass, secret, key, token or auth: Monkey, Turkey, Keyboard, Passport), with
+# digits (a year, a birthday, 123) and often a symbol, sometimes in leetspeak. Each password is
+# put in one of the contexts such passwords occur in, with the detector that must name it.
+
+_people_rng = random.Random(18)
+
+PASSWORD_WORDS = (
+    # containing a credential-like word: a placeholder check by substring lets these through
+    *("Monkey", "Turkey", "Keyboard", "Donkey", "Whiskey", "Hockey", "Jockey", "Keystone"),
+    *("Passport", "Password", "Passion", "Compass", "Bypass", "Passcode", "Secret", "Secretary"),
+    *("Token", "Tokyo", "Author", "Authentic", "Keychain", "Turnkey", "Pass", "Auth"),
+    # the usual
+    *("Sunshine", "Dragon", "Summer", "Winter", "Autumn", "Spring", "Football", "Princess"),
+    *("Shadow", "Master", "Hunter", "Letmein", "Welcome", "Qwerty", "Superman", "Batman"),
+    *("Freedom", "Charlie", "Pokemon", "Liverpool", "Barcelona", "Berlin", "Coffee", "Cookie"),
+    *("Banana", "Pepper", "Ginger", "Kitten", "Tiger", "Falcon", "Phoenix", "Rocket", "Galaxy"),
+)
+SYMBOLS = "!@#%*?.+_-~&^"
+_LEET = str.maketrans({"a": "@", "o": "0", "e": "3", "i": "1", "s": "5"})
+
+
+def human_password(word: str) -> str:
+    """One of the shapes people give passwords, built on ``word``."""
+    rng = _people_rng
+    year, number = str(rng.randrange(1970, 2027)), str(rng.randrange(1, 1000))
+    symbol, other = rng.choice(SYMBOLS), rng.choice(PASSWORD_WORDS)
+    shapes = (
+        word + year,  # Monkey2024
+        word + number + symbol,  # Turkey77!
+        word.lower() + number,  # keyboard123
+        word[0] + word[1:].translate(_LEET) + number,  # P@55p0rt12
+        word + symbol + other + number,  # Secret#Falcon9
+        word + other + year[2:] + symbol,  # MonkeyTiger24!
+        f"{word.lower()}-{other.lower()}-{number}",  # monkey-tiger-42
+        word.upper() + symbol + year,  # TOKEN_2020
+        number + word.lower() + symbol,  # 42monkey!
+    )
+    return rng.choice(shapes)
+
+
+# (template, detector). {pw} is the password; {url_pw} the same, percent-encoded as a URL must.
+PASSWORD_CONTEXTS: tuple[tuple[str, str], ...] = (
+    ("password={pw}", "secret_assignment"),
+    ("export DB_PASSWORD={pw}", "secret_assignment"),
+    ("export REDIS_PASSWORD='{pw}' && ./bin/worker --queue default", "secret_assignment"),
+    ("DB_HOST=db.internal\nDB_USER=app\nDB_PASS={pw}\nDB_NAME=orders\n", "secret_assignment"),
+    ("SMTP_HOST=smtp.example.com\nSMTP_PASSWORD={pw}\nSMTP_PORT=587\n", "secret_assignment"),
+    ("MYSQL_PWD={pw} mysqldump -u root shop > /tmp/shop.sql", "secret_assignment"),
+    ("PGPASSWORD={pw} psql -h db.internal -U app -d orders -c 'select 1'", "secret_assignment"),
+    ("docker run -d -e MYSQL_ROOT_PASSWORD={pw} -p 3306:3306 mysql:8.4", "secret_assignment"),
+    ("cat > .env <<'EOF'\nPOSTGRES_USER=app\nPOSTGRES_PASSWORD={pw}\nEOF", "secret_assignment"),
+    ("spring.datasource.username=app\nspring.datasource.password={pw}\n", "secret_assignment"),
+    ("database:\n  host: db.internal\n  user: app\n  password: {pw}\n", "secret_assignment"),
+    ('redis:\n  url: redis://cache:6379\n  password: "{pw}"\n', "secret_assignment"),
+    ('{{"username": "alice", "password": "{pw}", "remember": true}}', "secret_assignment"),
+    ("helm install db bitnami/postgresql --set auth.password={pw}", "secret_assignment"),
+    ("wget --user=ci --password={pw} https://artifacts.internal/build.tgz", "secret_assignment"),
+    ("mysql -h db.internal -u app --password={pw} orders", "secret_assignment"),
+    ("mysql -u root -p{pw} shop", "cli_password"),
+    ("mysql -h 127.0.0.1 -uroot -p'{pw}' -e 'show databases'", "cli_password"),
+    ("curl -u admin:{pw} https://jenkins.internal/api/json", "cli_password"),
+    ("curl -s --user deploy:{pw} -X POST https://ci.internal/job/x/build", "cli_password"),
+    ("redis-cli -h cache.internal -a {pw} ping", "cli_password"),
+    ("redis-cli -a '{pw}' --no-auth-warning INFO memory", "cli_password"),
+    ("sshpass -p '{pw}' ssh -o StrictHostKeyChecking=no deploy@10.0.3.4 uptime", "cli_password"),
+    ("docker login -u deploy -p {pw} registry.example.com", "cli_password"),
+    ("podman login -u ci -p '{pw}' quay.io", "cli_password"),
+    ("helm registry login registry.example.com -u ci -p {pw}", "cli_password"),
+    ("htpasswd -bc /etc/nginx/.htpasswd admin {pw}", "cli_password"),
+    ("htpasswd -nb admin '{pw}' >> auth/users", "cli_password"),
+    ("echo '{pw}' | sudo -S apt-get install -y nginx", "cli_password"),
+    ("echo {pw} | sudo -S systemctl restart postgresql", "cli_password"),
+    ("mongosh -u admin -p '{pw}' --authenticationDatabase admin", "cli_password"),
+    ("mongodump -u backup -p {pw} --out /var/backups/mongo", "cli_password"),
+    ('psql "host=db.internal user=app password={pw} dbname=orders"', "secret_assignment"),
+    ("psql postgresql://app:{url_pw}@db.internal:5432/orders", "connection_string"),
+    ("mysql://root:{url_pw}@localhost:3306/shop", "connection_string"),
+    ("redis-cli -u redis://:{url_pw}@cache.internal:6379/0 ping", "connection_string"),
+    ("amqp://guest:{url_pw}@rabbit.internal:5672/", "connection_string"),
+    ("git clone https://bob:{url_pw}@github.com/acme/api.git", "url_credentials"),
+    (
+        "git remote set-url origin https://dev:{url_pw}@gitlab.example.com/g/p.git",
+        "url_credentials",
+    ),
+    ("ftp://upload:{url_pw}@files.example.com/in/", "url_credentials"),
+    ("https://admin:{url_pw}@grafana.internal/api/dashboards", "url_credentials"),
+    ('export DB_PASSWORD="{pw}"', "secret_assignment"),
+    ('{{"db": {{"host": "db", "user": "app", "password": "{pw}"}}}}', "secret_assignment"),
+    ("services:\n  db:\n    environment:\n      - POSTGRES_PASSWORD={pw}\n", "secret_assignment"),
+    ("[client]\nuser = root\npassword = {pw}\n", "secret_assignment"),
+    (
+        "openssl pkcs12 -export -in c.pem -inkey k.pem -out c.p12 -passout pass:{pw}",
+        "secret_assignment",
+    ),
+    ("kubectl create secret generic db --from-literal=password='{pw}'", "secret_assignment"),
+    ('conn = psycopg2.connect(host="db", user="app", password="{pw}")', "secret_assignment"),
+    ("mysql -e \"CREATE USER 'app'@'%' IDENTIFIED BY '{pw}'\"", "sql_password"),
+    ("psql -c \"ALTER ROLE app WITH PASSWORD '{pw}'\"", "sql_password"),
+    ("echo -n '{pw}' | docker login ghcr.io -u ci --password-stdin", "cli_password"),
+    ("sudo -S true <<< '{pw}'", "cli_password"),
+    ("smbclient //fs.internal/share -U alice%{pw} -c 'ls'", "cli_password"),
+    ("zip -P '{pw}' backup.zip db.sql", "cli_password"),
+    ("7z a -p{pw} -mhe=on backup.7z data/", "cli_password"),
+    ("ldapsearch -x -D cn=admin,dc=acme,dc=org -w '{pw}' -b dc=acme,dc=org", "cli_password"),
+    ("sqlcmd -S db.internal -U sa -P '{pw}' -Q 'SELECT 1'", "cli_password"),
+)
+
+
+def _password_cases() -> tuple[Case, ...]:
+    """Every word four times, each in a context taken in turn; every third case wrapped as
+    Claude's Bash input and every third as Codex's shell arguments (JSON-escaped)."""
+    cases = []
+    for i, word in enumerate(PASSWORD_WORDS * 4):
+        password = human_password(word)
+        template, detector = PASSWORD_CONTEXTS[i % len(PASSWORD_CONTEXTS)]
+        url_password = urllib.parse.quote(password, safe="")
+        value = template.format(pw=password, url_pw=url_password)
+        value = (value, bash(value), codex_args(value))[i % 3]
+        secret = url_password if "{url_pw}" in template else password
+        cases.append(Case(value, ((detector, secret),)))
+    return tuple(cases)
+
+
+PASSWORD_CASES = _password_cases()
+
+# The six from issue 18, stored in clear before round 2.
+ISSUE_18_CASES = (
+    Case("password=SuperSecret123", (("secret_assignment", "SuperSecret123"),)),
+    Case("password=MyPassw0rd2024", (("secret_assignment", "MyPassw0rd2024"),)),
+    Case("mysql -u root -pMonkey2024 db", (("cli_password", "Monkey2024"),)),
+    Case("curl -u admin:SuperSecret123 https://x", (("cli_password", "SuperSecret123"),)),
+    Case("git clone https://bob:Passw0rd99@github.com/x/y", (("url_credentials", "Passw0rd99"),)),
+    Case("redis-cli -a Hunter2Hunter2 ping", (("cli_password", "Hunter2Hunter2"),)),
+)
+
+# Real ways of passing a password that the detectors do not know (README, "What is not caught").
+# They count against the corpus figure.
+HARD_CASES = (
+    Case(
+        "echo 'db.internal:5432:orders:app:Winter2024!' >> ~/.pgpass",
+        (("secret_assignment", "Winter2024!"),),
+    ),
+    Case("rabbitmqctl add_user app Monkey2024!", (("cli_password", "Monkey2024!"),)),
+    Case(
+        "keytool -genkeypair -alias app -keystore app.jks -storepass Keyboard99",
+        (("cli_password", "Keyboard99"),),
+    ),
+)
+
+# -- more clean values, generated -----------------------------------------------------------------
+#
+# The everyday neighbours of those passwords: the same tools run without a secret (prompting,
+# reading a file or a variable), placeholders in every shape, prose and code about passwords,
+# keys and tokens, logs, paths, ids, hashes and base64 that is not a secret. Templates filled
+# from small vocabularies by a seeded generator.
+
+_clean_rng = random.Random(1000)
+
+FILL: dict[str, tuple[str, ...]] = {
+    "host": ("db.internal", "cache.internal", "10.0.3.4", "api.example.com", "localhost"),
+    "user": ("app", "deploy", "ci", "root", "admin", "alice", "bob", "postgres", "dev"),
+    "port": ("5432", "3306", "6379", "27017", "8080", "443", "2222", "9000"),
+    "db": ("orders", "shop", "analytics", "users", "billing"),
+    "table": ("orders", "sessions", "api_keys", "tokens", "users", "passwords", "audit_log"),
+    "repo": ("api", "web", "infra", "keyboard-shortcuts", "monkey-runner", "token-service"),
+    "branch": ("main", "develop", "feature/token-refresh", "fix/password-reset", "feat/api-keys"),
+    "registry": ("ghcr.io", "registry.example.com", "quay.io", "docker.io"),
+    "service": ("nginx", "postgresql", "redis-server", "otel-receiver", "keycloak", "vault"),
+    "secret_file": ("db-password", "registry-token", "api-key", "smtp-pass", "tls-key"),
+    "secret_var": ("DB_PASSWORD", "REGISTRY_TOKEN", "API_KEY", "SUDO_PASS", "REDIS_PASSWORD"),
+    "env": ("NODE_ENV", "LOG_LEVEL", "TOKEN_TTL", "PASSWORD_MIN_LENGTH", "KEY_ROTATION_DAYS"),
+    "setting": ("production", "debug", "3600", "12", "90", "oauth", "vault", "true"),
+    "redis_cmd": ("ping", "INFO memory", "KEYS 'session:*'", "DBSIZE", "GET token:ttl"),
+    "dir": ("src/auth", "internal/token", "app/models", "lib/secrets", "tests", "docs"),
+    "file": ("password.py", "store.go", "api_key.rb", "secrets.ts", "test_keyboard.py"),
+    "kw": ("password", "token", "secret", "api_key", "monkey", "keyboard", "passport", "auth"),
+    "thing": ("password", "API key", "access token", "secret", "passphrase", "SSH key"),
+    "var": ("password", "api_key", "token", "secret", "auth_token", "client_secret", "passwd"),
+    "camel": ("password", "apiKey", "authToken", "clientSecret", "accessToken", "dbPassword"),
+    "ENV": ("DB_PASSWORD", "API_KEY", "AUTH_TOKEN", "CLIENT_SECRET", "SMTP_PASS", "MYSQL_PWD"),
+    "n": tuple(str(n) for n in (1, 2, 3, 7, 12, 30, 42, 90, 128, 404, 2048)),
+    "status": ("200", "201", "401", "403", "500"),
+    "letter": ("K", "P", "Shift+P", "T", "S"),
+}
+
+CLEAN_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "commands": (
+        "git checkout {branch}",
+        "git log --oneline -n {n} -- {dir}/{file}",
+        "git push origin {branch}",
+        "git clone https://github.com/acme/{repo}.git",
+        "git clone git@github.com:acme/{repo}.git",
+        "git remote add upstream https://{user}@github.com/acme/{repo}.git",
+        "docker run --rm -p {port}:{port} -e {env}={setting} acme/{repo}:1.{n}",
+        "docker login {registry}",
+        "docker login -u {user} --password-stdin {registry} < /run/secrets/{secret_file}",
+        'echo "${secret_var}" | docker login -u {user} --password-stdin {registry}',
+        "cat /run/secrets/{secret_file} | docker login -u {user} --password-stdin {registry}",
+        "mysql -h {host} -P {port} -u {user} -p {db}",
+        'mysql -u {user} -p"${secret_var}" {db}',
+        "mysql --defaults-extra-file=/etc/mysql/{user}.cnf {db} < migrations/{n}.sql",
+        "psql -h {host} -p {port} -U {user} -d {db} -c 'select count(*) from {table}'",
+        'psql "$DATABASE_URL" -f migrations/{n}_{table}.sql',
+        'PGPASSWORD="${secret_var}" psql -h {host} -U {user} {db}',
+        "PGPASSWORD=$(cat /run/secrets/{secret_file}) pg_dump -h {host} -U {user} {db}",
+        "redis-cli -h {host} -p {port} {redis_cmd}",
+        'redis-cli -a "${secret_var}" --no-auth-warning {redis_cmd}',
+        "redis-cli --askpass -h {host} {redis_cmd}",
+        "mongosh --host {host} --port {port} {db}",
+        "mongosh -u {user} -p --authenticationDatabase admin {db}",
+        "curl -sS 'https://{host}/api/v{n}/{table}?page={n}&per_page=50'",
+        "curl -u {user} https://{host}/api/json",
+        'curl -u "${secret_var}:" https://{host}/v1/{table}',
+        'curl -H "Authorization: Bearer ${secret_var}" https://{host}/v1/{table}',
+        "ssh -p {port} {user}@{host} 'systemctl status {service}'",
+        "sshpass -f ~/.ssh/{secret_file} ssh {user}@{host} uptime",
+        "sshpass -e ssh {user}@{host} uptime",
+        "htpasswd -c /etc/nginx/.htpasswd {user}",
+        "htpasswd -B /etc/apache2/.htpasswd {user}",
+        "htpasswd -bv /etc/nginx/.htpasswd {user} $PASS",
+        "sudo systemctl restart {service}",
+        "echo 'deb https://apt.example.com stable main' | sudo tee /etc/apt/sources.list.d/x.list",
+        'echo "$SUDO_PASSWORD" | sudo -S systemctl reload {service}',
+        "echo {n} | sudo tee /proc/sys/vm/overcommit_memory",
+        "kubectl get secret {secret_file} -o jsonpath='{{.data.password}}' | base64 -d | wc -c",
+        "kubectl create secret generic {secret_file} --from-file=password=./{secret_file}.txt",
+        "helm upgrade --install {repo} ./chart --set auth.existingSecret={secret_file}",
+        "export {env}={setting}",
+        "pytest tests/test_{table}.py -k '{kw}' -q",
+        "rg -n '{kw}' {dir}",
+        "grep -rn --include=*.py '{kw}' {dir}",
+        "zip -r {repo}.zip {dir}",
+        "unzip -o {repo}.zip -d /tmp/{repo}",
+        "7z x {repo}.7z -o/tmp/{repo}",
+        "ldapsearch -x -H ldap://{host} -b dc=acme,dc=org '(uid={user})'",
+        "ldapsearch -x -W -D cn=admin,dc=acme,dc=org -b dc=acme,dc=org",
+        "sqlcmd -S {host} -E -Q 'SELECT name FROM sys.databases'",
+        "smbclient -L //{host} -N",
+        "smbclient //{host}/share -U {user} -A ~/.smbcredentials",
+        "openssl pkcs12 -export -in {user}.crt -inkey {user}.key -out {user}.p12 -passout env:P12",
+        "openssl rsa -in {user}.key -passin file:/run/secrets/{secret_file} -out plain.key",
+        "chmod 600 ~/.pgpass ~/.my.cnf ~/.netrc",
+        "git config --global credential.helper 'cache --timeout={n}'",
+    ),
+    "placeholders": (
+        "{ENV}=changeme",
+        "{ENV}=${{{ENV}}}",
+        "{ENV}=${{{ENV}:-}}",
+        "{ENV}=<{var}>",
+        "{ENV}=your-{var}-here",
+        "{ENV}=YOUR_{ENV}",
+        "{ENV}=********",
+        "{ENV}=xxxxxxxxxxxx",
+        "{ENV}=REPLACE_ME",
+        "{ENV}=",
+        '{{"{var}": "changeme", "host": "{host}"}}',
+        '{{"{var}": "<{var}>"}}',
+        '{{"{var}": "${{{ENV}}}"}}',
+        '{{"{var}": "{{{{ secrets.{ENV} }}}}"}}',
+        '{{"{camel}": "YOUR_{ENV}"}}',
+        '{{"{var}": "********", "user": "{user}"}}',
+        "{var}: ${{{ENV}}}\nuser: {user}\n",
+        "{var}: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n",
+        '{var}: "{{{{ vault_{var} }}}}"\n',
+        "{var}: example\nhost: {host}\n",
+        "{var}: {camel}\n",
+        "--{var}=${ENV}",
+        "--{var} <{var}>",
+        "postgres://{user}:${{{ENV}}}@{host}:{port}/{db}",
+        "https://{user}:<{var}>@{host}/",
+        "mysql -u {user} -p'${{{ENV}}}' {db}",
+        "curl -u {user}:${ENV} https://{host}/",
+    ),
+    "prose": (
+        "The {thing} for {user} expired {n} days ago; rotate it before the release.",
+        "Where is the {thing} for the {service} service stored?",
+        "Rotate the {thing} every {n} days and never commit it.",
+        "Use a {n}-character {thing} with letters, digits and symbols.",
+        "Why does `git push` ask for my password on {host}?",
+        "Monkey-patch the {kw} loader in tests/test_{table}.py.",
+        "Press Ctrl+{letter} on the keyboard to open the command palette.",
+        "Token usage: {n} input, {n} output",
+        "auth: ok ({n} ms)",
+        "password reset email sent to {user}@example.com",
+        "secret scanning closed {n} alerts in acme/{repo}",
+        "Add a --{var}-file option to the {service} command.",
+        "The {service} container reads its {thing} from /run/secrets/{secret_file}.",
+        "Summarize how {dir}/{file} validates the {thing}.",
+        "Error: {status} Unauthorized (the {thing} is missing or invalid)",
+        "warning: {thing} for {user} will expire in {n} days",
+        "Passport photos for {user} uploaded ({n} files).",
+        "Turkey and keyboard emoji render as tofu on {host}.",
+    ),
+    "code": (
+        '{var} = os.environ["{ENV}"]',
+        "const {camel} = process.env.{ENV};",
+        'if not {var}:\n    raise ValueError("{var} is required")',
+        "def verify_{var}(user: User, {var}: str) -> bool:",
+        '{var}: str = Field(default="", alias="{ENV}")',
+        "return hmac.compare_digest({var}, expected)",
+        'let {camel} = std::env::var("{ENV}")?;',
+        "SELECT id, {var}_hash FROM users WHERE email = $1",
+        "UPDATE users SET password_hash = $1 WHERE id = $2",
+        "CREATE TABLE {table} (id uuid primary key, {var}_hash text not null)",
+        '{camel} := os.Getenv("{ENV}")',
+        "this.{camel} = options.{camel} ?? null;",
+        '@Value("${{spring.datasource.password}}") private String {camel};',
+        "{var}=getpass.getpass()",
+        "{var} = keyring.get_password('{service}', '{user}')",
+    ),
+    "logs": (
+        "2026-11-22T10:{n}:00Z INFO {service}: user={user} action=login status={status}",
+        "2026-11-22T10:{n}:00Z WARN token refresh failed for user_id={n}: {status}",
+        "2026-11-22T10:{n}:00Z DEBUG cache key={kw}:{n} hit=true",
+        'level=info msg="{thing} rotated" service={service} took={n}ms',
+        "{status} GET /api/v{n}/{table}?page={n} {n}ms",
+    ),
+}
+
+
+def _fill(template: str) -> str:
+    return template.format(**{k: _clean_rng.choice(v) for k, v in FILL.items()})
+
+
+def _generated_clean_values() -> tuple[str, ...]:
+    """Each template filled a few times (duplicates dropped), then ids, hashes and base64."""
+    values = [
+        _fill(template)
+        for templates in CLEAN_TEMPLATES.values()
+        for template in templates
+        for _ in range(5)
+    ]
+    values += [str(uuid.UUID(int=_clean_rng.getrandbits(128), version=4)) for _ in range(40)]
+    values += [hashlib.sha256(f"artifact {i}".encode()).hexdigest() for i in range(30)]
+    values += [hashlib.sha1(f"tree {i}".encode()).hexdigest() for i in range(30)]
+    values += [f"{_clean_rng.getrandbits(64):016x}" for _ in range(30)]  # span ids
+    values += [b64(_fill(t).encode()) for t in CLEAN_TEMPLATES["prose"]]  # base64 of text
+    values += [b64(random_bytes(48)) for _ in range(20)]  # image and gzip chunks
+    return tuple(dict.fromkeys(values))
+
+
+GENERATED_CLEAN_VALUES = _generated_clean_values()
+
+# What the corpus figures (README, "Redaction") are computed over.
+ALL_SECRET_CASES = SECRET_CASES + ISSUE_18_CASES + PASSWORD_CASES + HARD_CASES
+ALL_CLEAN_VALUES = CLEAN_VALUES + GENERATED_CLEAN_VALUES

@@ -46,6 +46,9 @@ SECRETS = {
     "private_key": corpus.RSA_LINES[3],
     "secret_assignment": corpus.YAML_PASSWORD,  # no < > &: Go-style JSON would escape them
 }
+# People's passwords (issue 18), sent as Bash commands; each with the detector that names it.
+PEOPLE_PASSWORDS = [pair for case in corpus.ISSUE_18_CASES for pair in case.found]
+ALL_SECRETS = [*SECRETS.items(), *PEOPLE_PASSWORDS]
 EMAIL = "dev@example.com"
 
 
@@ -63,7 +66,7 @@ RESOURCE = Resource(
 
 
 def requests(now: int) -> dict[str, bytes]:
-    """A span, a log record and a metric point carrying every secret in ``SECRETS``."""
+    """A span, a log record and a metric point carrying every secret in ``ALL_SECRETS``."""
     span = trace_pb2.Span(
         trace_id=bytes(range(1, 17)),
         span_id=bytes(range(1, 9)),
@@ -78,6 +81,7 @@ def requests(now: int) -> dict[str, bytes]:
             ),
             kv("full_command", f"curl https://ops:{corpus.URL_PASSWORD}@internal.example.com/"),
             kv("db.password", corpus.DB_ATTR_PASSWORD),
+            *(kv(f"command.{i}", case.value) for i, case in enumerate(corpus.ISSUE_18_CASES)),
         ],
         status=trace_pb2.Status(code=2, message=f"401: token {corpus.JWT} expired"),
         events=[
@@ -218,7 +222,7 @@ def files_holding_secrets(*roots: Path) -> dict[str, list[str]]:
     for root in roots:
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
             data = readable_bytes(path)
-            for kind, secret in SECRETS.items():
+            for kind, secret in ALL_SECRETS:
                 if secret.encode() in data:
                     found.setdefault(str(path), []).append(kind)
             if EMAIL.encode() in data:
@@ -227,7 +231,7 @@ def files_holding_secrets(*roots: Path) -> dict[str, list[str]]:
 
 
 def assert_nothing_secret_stored(text: str, hash_key: bytes) -> None:
-    for kind, secret in SECRETS.items():
+    for kind, secret in ALL_SECRETS:
         assert secret not in text, f"{kind} secret stored in ClickHouse"
         assert f"[REDACTED:{kind}]" in text, f"no [REDACTED:{kind}] in ClickHouse"
     assert EMAIL not in text
