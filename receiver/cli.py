@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     tree.add_argument("id", help="a cc.launch id, Claude session id, codex run id or trace id")
     tree.add_argument("--format", choices=("text", "json"), default="text")
     _settings_flags(tree, *_QUERY_FLAGS)
+    from receiver.delivery.spool_command import add_command as add_spool_command
+
+    add_spool_command(commands, _settings_flags)  # spool list|retry|drop
     from receiver.query.reports import add_commands as add_report_commands
 
     add_report_commands(commands, _settings_flags)  # report NAME, reports, sessions
@@ -147,6 +150,12 @@ def _run_schema_apply(settings: Settings) -> int:
         if server:
             server.stop()
     return 0
+
+
+def _run_spool(settings: Settings, args: argparse.Namespace) -> int:
+    from receiver.delivery.spool_command import run
+
+    return run(settings, args)
 
 
 def _run_status(settings: Settings) -> int:
@@ -205,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "schema": _run_schema_apply,
         "tree": lambda settings: _run_tree(settings, args),
         "status": _run_status,
+        "spool": lambda settings: _run_spool(settings, args),
         "report": lambda settings: _run_reports(settings, args),
         "reports": lambda settings: _run_reports(settings, args),
         "sessions": lambda settings: _run_reports(settings, args),

@@ -17,7 +17,9 @@ from clickhouse_connect.driver.client import Client
 
 from receiver.config import ConfigError, Settings
 from receiver.delivery.batch import Batcher
+from receiver.delivery.deadletter import DeadLetters
 from receiver.delivery.deliver import Delivery
+from receiver.delivery.partitions import max_partitions_per_insert
 from receiver.delivery.spool import Spool
 from receiver.ingest import tls
 from receiver.ingest.auth import Authenticator, check_exposure, load_tokens
@@ -25,6 +27,7 @@ from receiver.ingest.grpc_frontend import GrpcFrontEnd
 from receiver.ingest.http_frontend import HttpFrontEnd
 from receiver.ingest.limits import Limits
 from receiver.ingest.pipeline import Pipeline
+from receiver.ops.health import Health
 from receiver.ops.selfmetrics import QUEUE_BYTES, SPOOL_BYTES, SPOOL_FILES, MetricsServer, watch
 from receiver.processors.redact import Redactor
 from receiver.processors.stitch import RunResolver, stitch
@@ -69,6 +72,7 @@ class Receiver:
     resolver: RunResolver | None = None
     authenticator: Authenticator | None = None
     metrics: MetricsServer | None = None
+    health: Health | None = None
 
     @property
     def clickhouse_url(self) -> str:
@@ -122,7 +126,18 @@ class Receiver:
         spool = Spool(s.spool_dir, s.spool_max_bytes)
         if len(spool):
             log.info("spool_found", files=len(spool), bytes=spool.bytes)
-        self.delivery = Delivery(self.sink, spool)
+        dead_letters = DeadLetters(s.dead_letter_dir, s.deadletter_max_bytes)
+        dead_letters.watch()
+        self.health = Health()
+        self.delivery = Delivery(
+            self.sink,
+            spool,
+            dead_letters,
+            self.health,
+            ack_timeout=s.delivery_ack_timeout,
+            max_attempts=s.delivery_max_attempts,
+            max_partitions=await asyncio.to_thread(max_partitions_per_insert, client),
+        )
         self.delivery.start()
         self.batcher = Batcher(
             self.delivery,
@@ -145,6 +160,11 @@ class Receiver:
             authenticator=self.authenticator,
             credentials=grpc_credentials,
         )
+        loop = asyncio.get_running_loop()
+        grpc_frontend = self.grpc
+        self.health.on_change(
+            lambda serving: loop.call_soon_threadsafe(grpc_frontend.set_serving, serving)
+        )
         if s.http_listen:
             self.http = HttpFrontEnd(
                 pipeline,
@@ -153,6 +173,7 @@ class Receiver:
                 s.shutdown_timeout,
                 authenticator=self.authenticator,
                 ssl_context=ssl_context,
+                health=self.health,
             )
         watch(SPOOL_BYTES, lambda: spool.bytes)
         watch(SPOOL_FILES, lambda: spool.files)
