@@ -32,6 +32,7 @@ from receiver.ops.selfmetrics import QUEUE_BYTES, SPOOL_BYTES, SPOOL_FILES, Metr
 from receiver.processors.redact import Redactor
 from receiver.processors.stitch import RunResolver, stitch
 from receiver.store.credentials import Credentials, clickhouse_credentials, safe_url
+from receiver.store.drift import check_schema
 from receiver.store.embedded import EmbeddedClickHouse
 from receiver.store.schema import apply_schema
 from receiver.store.sink import ClickHouseSink, connect
@@ -121,7 +122,10 @@ class Receiver:
             self.embedded = await asyncio.to_thread(start_embedded_clickhouse, s)
         client = await asyncio.to_thread(self.connect)
         applied = await asyncio.to_thread(apply_schema, client, s.clickhouse_database, s)
-        log.info("schema_ready", database=s.clickhouse_database, newly_applied=applied)
+        migrated = await asyncio.to_thread(check_schema, client, s.clickhouse_database, s)
+        log.info(
+            "schema_ready", database=s.clickhouse_database, newly_applied=applied, changed=migrated
+        )
         self.sink = ClickHouseSink(client, s.clickhouse_database)
         spool = Spool(s.spool_dir, s.spool_max_bytes)
         if len(spool):
