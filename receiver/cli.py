@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="manage the ClickHouse schema")
     schema_commands = schema.add_subparsers(dest="schema_command", required=True, metavar="ACTION")
     apply = schema_commands.add_parser("apply", help="create or update every table now")
+    apply.add_argument(
+        "--migrate",
+        action="store_true",
+        help="add columns missing from existing tables (schema drift), then check again",
+    )
     _settings_flags(apply, *_SCHEMA_FLAGS)
     tree = commands.add_parser(
         "tree",
@@ -100,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     tree.add_argument("id", help="a cc.launch id, Claude session id, codex run id or trace id")
     tree.add_argument("--format", choices=("text", "json"), default="text")
     _settings_flags(tree, *_QUERY_FLAGS)
+    from receiver.delivery.spool_command import add_command as add_spool_command
+
+    add_spool_command(commands, _settings_flags)  # spool list|retry|drop
     from receiver.query.reports import add_commands as add_report_commands
 
     add_report_commands(commands, _settings_flags)  # report NAME, reports, sessions
@@ -134,9 +142,10 @@ def _run_clickhouse(settings: Settings) -> int:
     return 0
 
 
-def _run_schema_apply(settings: Settings) -> int:
+def _run_schema_apply(settings: Settings, migrate: bool = False) -> int:
     from receiver.daemon import start_embedded_clickhouse
     from receiver.store.credentials import clickhouse_credentials
+    from receiver.store.drift import check_schema
     from receiver.store.schema import apply_schema
     from receiver.store.sink import connect
 
@@ -147,6 +156,8 @@ def _run_schema_apply(settings: Settings) -> int:
         else:
             client = connect(settings.clickhouse_url, credentials=clickhouse_credentials(settings))
         applied = apply_schema(client, settings.clickhouse_database, settings)
+        for change in check_schema(client, settings.clickhouse_database, settings, migrate):
+            print(f"migrated: {change}")
         print(
             f"schema is current in database {settings.clickhouse_database!r}; newly applied: "
             + (", ".join(applied) or "none")
@@ -155,6 +166,12 @@ def _run_schema_apply(settings: Settings) -> int:
         if server:
             server.stop()
     return 0
+
+
+def _run_spool(settings: Settings, args: argparse.Namespace) -> int:
+    from receiver.delivery.spool_command import run
+
+    return run(settings, args)
 
 
 def _run_status(settings: Settings) -> int:
@@ -210,9 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner = {
         "serve": _run_serve,
         "clickhouse": _run_clickhouse,
-        "schema": _run_schema_apply,
+        "schema": lambda settings: _run_schema_apply(settings, args.migrate),
         "tree": lambda settings: _run_tree(settings, args),
         "status": _run_status,
+        "spool": lambda settings: _run_spool(settings, args),
         "report": lambda settings: _run_reports(settings, args),
         "reports": lambda settings: _run_reports(settings, args),
         "sessions": lambda settings: _run_reports(settings, args),

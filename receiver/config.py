@@ -81,6 +81,21 @@ class Settings:
     spool_max_bytes: int = _setting(
         1024**3, "spool.max_bytes", "on-disk spool cap in bytes (<data_dir>/spool)"
     )
+    delivery_ack_timeout: float = _setting(
+        5.0,
+        "delivery.ack_timeout",
+        "seconds a request waits for ClickHouse before it is answered from the fsynced spool",
+    )
+    delivery_max_attempts: int = _setting(
+        30,
+        "delivery.max_attempts",
+        "failed attempts (ClickHouse answering) before a spooled batch becomes a dead letter",
+    )
+    deadletter_max_bytes: int = _setting(
+        256 * 1024**2,
+        "deadletter.max_bytes",
+        "dead-letter directory cap in bytes (<data_dir>/spool/dead); past it refused rows drop",
+    )
     shutdown_timeout: float = _setting(
         10.0, "shutdown_timeout", "seconds a graceful shutdown may take"
     )
@@ -156,6 +171,11 @@ class Settings:
     )
     limits_max_span_events: int = _setting(1024, "limits.max_span_events", "events per span")
     limits_max_span_links: int = _setting(1024, "limits.max_span_links", "links per span")
+    limits_max_future_skew: float = _setting(
+        86_400.0,
+        "limits.max_future_skew",
+        "seconds an item's timestamp may lie in the future; later items are rejected",
+    )
     metrics_listen: str = _setting(
         "127.0.0.1:9464", "metrics.listen", "Prometheus /metrics address; empty disables it"
     )
@@ -167,6 +187,10 @@ class Settings:
     @property
     def spool_dir(self) -> Path:
         return Path(self.data_dir) / "spool"
+
+    @property
+    def dead_letter_dir(self) -> Path:
+        return self.spool_dir / "dead"
 
     @property
     def uses_embedded_clickhouse(self) -> bool:
@@ -335,6 +359,14 @@ def validate(s: Settings) -> None:
         raise ConfigError("shutdown_timeout: must be between 0 and 600 seconds")
     if not 0 < s.batch_max_delay <= 60:
         raise ConfigError("batch_max_delay: must be between 0 and 60 seconds")
+    if not 0 < s.delivery_ack_timeout <= 600:
+        raise ConfigError("delivery_ack_timeout: must be between 0 and 600 seconds")
+    if s.delivery_max_attempts < 1:
+        raise ConfigError("delivery_max_attempts: must be at least 1")
+    if s.deadletter_max_bytes < 0:
+        raise ConfigError("deadletter_max_bytes: must be 0 (keep none) or more")
+    if s.limits_max_future_skew < 0:
+        raise ConfigError("limits_max_future_skew: must be 0 (no limit) or more seconds")
     _validate_security(s)
     if s.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log_level: expected debug, info, warning or error, got {s.log_level!r}")

@@ -17,7 +17,9 @@ from clickhouse_connect.driver.client import Client
 
 from receiver.config import ConfigError, Settings
 from receiver.delivery.batch import Batcher
+from receiver.delivery.deadletter import DeadLetters
 from receiver.delivery.deliver import Delivery
+from receiver.delivery.partitions import max_partitions_per_insert
 from receiver.delivery.spool import Spool
 from receiver.ingest import tls
 from receiver.ingest.auth import Authenticator, check_exposure, load_tokens
@@ -25,11 +27,13 @@ from receiver.ingest.grpc_frontend import GrpcFrontEnd
 from receiver.ingest.http_frontend import HttpFrontEnd
 from receiver.ingest.limits import Limits
 from receiver.ingest.pipeline import Pipeline
+from receiver.ops.health import Health
 from receiver.ops.ports import check_free, check_listen_free
 from receiver.ops.selfmetrics import QUEUE_BYTES, SPOOL_BYTES, SPOOL_FILES, MetricsServer, watch
 from receiver.processors.redact import Redactor
 from receiver.processors.stitch import RunResolver, stitch
 from receiver.store.credentials import Credentials, clickhouse_credentials, safe_url
+from receiver.store.drift import check_schema
 from receiver.store.embedded import EmbeddedClickHouse
 from receiver.store.schema import apply_schema
 from receiver.store.sink import ClickHouseSink, connect
@@ -74,6 +78,7 @@ class Receiver:
     resolver: RunResolver | None = None
     authenticator: Authenticator | None = None
     metrics: MetricsServer | None = None
+    health: Health | None = None
 
     @property
     def clickhouse_url(self) -> str:
@@ -136,12 +141,26 @@ class Receiver:
             self.embedded = await asyncio.to_thread(start_embedded_clickhouse, s)
         client = await asyncio.to_thread(self._first_connection)
         applied = await asyncio.to_thread(apply_schema, client, s.clickhouse_database, s)
-        log.info("schema_ready", database=s.clickhouse_database, newly_applied=applied)
+        migrated = await asyncio.to_thread(check_schema, client, s.clickhouse_database, s)
+        log.info(
+            "schema_ready", database=s.clickhouse_database, newly_applied=applied, changed=migrated
+        )
         self.sink = ClickHouseSink(client, s.clickhouse_database)
         spool = Spool(s.spool_dir, s.spool_max_bytes)
         if len(spool):
             log.info("spool_found", files=len(spool), bytes=spool.bytes)
-        self.delivery = Delivery(self.sink, spool)
+        dead_letters = DeadLetters(s.dead_letter_dir, s.deadletter_max_bytes)
+        dead_letters.watch()
+        self.health = Health()
+        self.delivery = Delivery(
+            self.sink,
+            spool,
+            dead_letters,
+            self.health,
+            ack_timeout=s.delivery_ack_timeout,
+            max_attempts=s.delivery_max_attempts,
+            max_partitions=await asyncio.to_thread(max_partitions_per_insert, client),
+        )
         self.delivery.start()
         self.batcher = Batcher(
             self.delivery,
@@ -164,6 +183,11 @@ class Receiver:
             authenticator=self.authenticator,
             credentials=grpc_credentials,
         )
+        loop = asyncio.get_running_loop()
+        grpc_frontend = self.grpc
+        self.health.on_change(
+            lambda serving: loop.call_soon_threadsafe(grpc_frontend.set_serving, serving)
+        )
         if s.http_listen:
             self.http = HttpFrontEnd(
                 pipeline,
@@ -172,6 +196,7 @@ class Receiver:
                 s.shutdown_timeout,
                 authenticator=self.authenticator,
                 ssl_context=ssl_context,
+                health=self.health,
             )
         watch(SPOOL_BYTES, lambda: spool.bytes)
         watch(SPOOL_FILES, lambda: spool.files)

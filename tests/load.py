@@ -54,6 +54,18 @@ def spans_request(span_ids: list[bytes], name: str = "load") -> bytes:
     ).SerializeToString()
 
 
+DAY_NS = 86_400 * 10**9
+
+
+def spans_on_days(span_ids: list[bytes], days_ago: list[int]) -> bytes:
+    """One request whose i-th span starts ``days_ago[i]`` days from now (negative: future)."""
+    request = ExportTraceServiceRequest.FromString(spans_request(span_ids, name="clock"))
+    for span, days in zip(request.resource_spans[0].scope_spans[0].spans, days_ago, strict=True):
+        span.start_time_unix_nano -= days * DAY_NS
+        span.end_time_unix_nano -= days * DAY_NS
+    return request.SerializeToString()
+
+
 class SpanLoad(threading.Thread):
     """Sends requests of fresh spans until stopped or ``max_seconds`` pass; never resends a
     span it was not acknowledged for, so acknowledged spans must be stored exactly once."""

@@ -249,7 +249,7 @@ def test_corrupt_spool_files_are_set_aside_and_the_rest_replays(harness: Harness
     assert receiver.stop() == 0
 
 
-def test_batch_rejected_by_clickhouse_is_quarantined_and_later_batches_land(
+def test_rows_clickhouse_refuses_are_dead_lettered_and_later_batches_land(
     harness: Harness,
 ) -> None:
     receiver = harness.receiver(OTEL_RECEIVER_BATCH_MAX_DELAY="1.0")
@@ -273,12 +273,12 @@ def test_batch_rejected_by_clickhouse_is_quarantined_and_later_batches_land(
         call(spans_request(later), timeout=20)
     assert_stored_exactly_once(harness, [i.hex() for i in good + later])
     # Logged after the batch and its reason are written: wait for the line, then read them.
-    event = wait_for(lambda: receiver.event("batch_quarantined"), 10, "a quarantined batch")
+    event = wait_for(lambda: receiver.event("batch_dead_lettered"), 10, "a dead letter")
     assert event["rows"] == 1
-    quarantined = list((harness.root / "data" / "spool" / "quarantine").glob("*.batch"))
-    assert len(quarantined) == 1
-    assert poison.hex().encode() in zlib.decompress(quarantined[0].read_bytes().split(b"\n", 2)[2])
-    assert "VIOLATED_CONSTRAINT" in quarantined[0].with_suffix(".reason").read_text()
+    dead = list((harness.root / "data" / "spool" / "dead").glob("*.batch"))
+    assert len(dead) == 1
+    assert poison.hex().encode() in zlib.decompress(dead[0].read_bytes().split(b"\n", 2)[2])
+    assert "VIOLATED_CONSTRAINT" in dead[0].with_suffix(".reason").read_text()
     assert client.query(
         f"SELECT count() FROM {DATABASE}.otel_traces WHERE SpanName = 'poison'"
     ).result_rows == [(0,)]

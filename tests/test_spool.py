@@ -1,4 +1,5 @@
-"""The spool's file format and bookkeeping: durable, ordered, capped, corruption detected."""
+"""The spool's file format and bookkeeping: durable, ordered, capped, corruption detected;
+and the dead-letter directory beside it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from receiver.delivery.deadletter import DeadLetters
 from receiver.delivery.spool import Batch, CorruptBatch, Spool, SpoolFull, decode, encode
+
+pytestmark = pytest.mark.unit
 
 ROWS = [
     (1_795_323_269_197_008_236, "abc", {"k": "v"}, [1, 2], 0.25, True, ["x"]),
@@ -56,7 +60,9 @@ def test_cap_refuses_a_batch_that_would_not_fit(tmp_path: Path) -> None:
     spool.append(batch("t-0"))
     with pytest.raises(SpoolFull):
         spool.append(batch("t-1"))
-    spool.remove(spool.pending()[0])
+    entry, _ = spool.take_due()
+    assert entry is not None
+    spool.done(entry)
     spool.append(batch("t-1"))
     assert len(spool) == 1
 
@@ -67,12 +73,72 @@ def test_stray_temporary_files_are_discarded_on_open(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_corrupt_and_quarantined_batches_are_kept_aside(tmp_path: Path) -> None:
+def test_corrupt_files_and_dead_letters_are_kept_aside(tmp_path: Path) -> None:
     spool = Spool(tmp_path, 10**6)
     path = spool.append(batch())
-    spool.move_corrupt(path, "checksum")
+    entry, _ = spool.take_due()
+    assert entry is not None and entry.path == path
+    spool.move_corrupt(entry, "checksum")
     assert len(spool) == 0 and spool.bytes == 0
     assert (tmp_path / "corrupt" / path.name).exists()
-    kept = spool.quarantine(batch("bad"), "Code: 69. value out of range")
-    assert decode(kept.read_bytes()).token == "bad"
+    dead = DeadLetters(tmp_path / "dead", 10**6)
+    kept = dead.put(batch("bad"), "Code 69 ARGUMENT_OUT_OF_BOUND: value out of range")
+    assert kept is not None and decode(kept.read_bytes()).token == "bad"
     assert "out of range" in kept.with_suffix(".reason").read_text()
+
+
+def test_a_failed_file_waits_for_its_own_backoff_and_the_others_go_first(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 10**6)
+    for i in range(3):
+        spool.append(batch(f"t-{i}"))
+    first, _ = spool.take_due()
+    assert first is not None
+    spool.failed(first, retry_in=60, error="Code 252", counts=True)
+    taken = []
+    while (entry := spool.take_due()[0]) is not None:
+        taken.append(spool.read(entry).token)
+        spool.done(entry)
+    assert taken == ["t-1", "t-2"]
+    none, wait = spool.take_due()
+    assert none is None and 55 < wait <= 60
+    assert first.attempts == 1 and len(spool) == 1
+
+
+def test_draining_reads_each_file_once_and_never_lists_the_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(tmp_path, 10**8)
+    for i in range(300):
+        spool.append(batch(f"t-{i}"))
+    listings = []
+    real_iterdir = Path.iterdir
+    monkeypatch.setattr(Path, "iterdir", lambda self: listings.append(self) or real_iterdir(self))
+    drained = 0
+    while (entry := spool.take_due()[0]) is not None:
+        spool.read(entry)
+        spool.done(entry)
+        drained += 1
+    assert drained == 300 and len(spool) == 0 and spool.bytes == 0
+    assert listings == []
+
+
+def test_dead_letters_are_counted_from_disk_capped_and_retried_through_the_spool(
+    tmp_path: Path,
+) -> None:
+    one = len(encode(batch("a")))
+    dead = DeadLetters(tmp_path / "spool" / "dead", max_bytes=2 * one + 200)
+    assert dead.put(batch("a"), "refused") is not None
+    assert dead.put(batch("b"), "refused") is not None
+    assert dead.put(batch("c"), "refused") is None  # over the cap: dropped, counted
+    again = DeadLetters(tmp_path / "spool" / "dead", max_bytes=10**6)
+    files, size = again.usage()
+    assert files == 2 and size > 2 * one
+    assert [e.reason for e in again.entries()] == ["refused", "refused"]
+    spool = Spool(tmp_path / "spool", 10**6)
+    again.retry(again.select(["a-otel_traces"]), spool.retry_dir)
+    assert spool.adopt_retries() == 1
+    entry, _ = spool.take_due()
+    assert entry is not None and spool.read(entry).token == "a"
+    assert again.usage()[0] == 1
+    again.drop(again.select([]))
+    assert again.usage() == (0, 0)

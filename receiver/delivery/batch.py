@@ -19,8 +19,10 @@ from typing import Any
 
 import structlog
 
+from receiver.delivery import state
 from receiver.delivery.deliver import Delivery, Unavailable
 from receiver.delivery.spool import Batch
+from receiver.delivery.state import BatchState
 
 log = structlog.get_logger("receiver.delivery.batch")
 
@@ -79,6 +81,7 @@ class Batcher:
         waiter: asyncio.Future[None] = loop.create_future()
         if not buffer.rows:
             buffer.timer = loop.call_later(self._max_delay, self._flush_soon, table)
+            state.enter(BatchState.QUEUED)
         buffer.rows.extend(rows)
         buffer.waiters.append(waiter)
         buffer.nbytes += nbytes
@@ -94,6 +97,7 @@ class Batcher:
         if not buffer.rows:
             return
         self._buffers[table] = _Buffer()
+        state.leave(BatchState.QUEUED)
         task = asyncio.get_running_loop().create_task(self._write(table, buffer))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)

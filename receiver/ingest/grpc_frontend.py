@@ -14,6 +14,7 @@ stays open), TLS / mTLS come from ``receiver.ingest.tls``, and requests over the
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
@@ -125,6 +126,20 @@ class GrpcFrontEnd:
         await self._server.start()
         for service in ["", *(spec.service for spec in SERVICES.values())]:
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+
+    def set_serving(self, serving: bool) -> None:
+        """Follow the receiver's health (``receiver.ops.health``); on the event loop."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+
+        async def update() -> None:
+            for service in ["", *(spec.service for spec in SERVICES.values())]:
+                await self._health.set(service, status)
+
+        self._health_update = asyncio.get_running_loop().create_task(update())
 
     async def stop(self, grace: float) -> None:
         """Stop taking new calls, let calls in progress finish within ``grace`` seconds."""

@@ -50,6 +50,7 @@ from receiver.ingest.auth import UNAUTHENTICATED_MESSAGE, Authenticator, Unauthe
 from receiver.ingest.limits import LimitExceeded
 from receiver.ingest.otlp import SERVICES, export_response, invalid_request_message
 from receiver.ingest.pipeline import Pipeline
+from receiver.ops.health import Health
 from receiver.ops.selfmetrics import REQUESTS_REJECTED
 
 PROTOBUF = "application/x-protobuf"
@@ -277,8 +278,10 @@ class HttpFrontEnd:
         shutdown_timeout: float = 10.0,
         authenticator: Authenticator | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        health: Health | None = None,
     ) -> None:
         self._pipeline = pipeline
+        self._receiver_health = health
         self._authenticator = authenticator
         self._ssl_context = ssl_context
         self._limit = max_receive_bytes
@@ -392,8 +395,15 @@ class HttpFrontEnd:
                 ),
                 JSON,
             )
-        status = "SERVING" if self._serving else "NOT_SERVING"
-        return web.json_response({"status": status}, status=200 if self._serving else 503)
+        health = self._receiver_health
+        serving = self._serving and (health is None or health.serving)
+        body: dict[str, Any] = {"status": "SERVING" if serving else "NOT_SERVING"}
+        if health is not None and health.problems():
+            body["problems"] = [
+                {"problem": p.name, "severity": p.severity, "cause": p.cause, "fix": p.fix}
+                for p in health.problems()
+            ]
+        return web.json_response(body, status=200 if serving else 503)
 
     async def _not_found(self, request: web.Request) -> web.Response:
         paths = ", ".join(spec.http_path for spec in SERVICES.values())

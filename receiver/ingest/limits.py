@@ -14,6 +14,11 @@ turns one off):
 - ``max_nesting_depth`` of array / kvlist values (an array of scalars is depth 1): the item
   is rejected.
 - ``max_span_events`` / ``max_span_links``: the span is rejected.
+- ``max_future_skew`` (seconds) and the table TTL (``clickhouse.ttl_days``): a span, log
+  record or data point whose timestamp lies further in the future, or further in the past
+  than ClickHouse keeps rows, is rejected. A client with a broken clock would otherwise fill
+  one day partition per distinct day (``receiver.delivery.partitions``), or have its rows
+  dropped by the TTL right after an OK. A timestamp of 0 (unset) is left to decode.
 
 A resource or scope over a limit rejects every item under it. Each rejection and truncation
 is counted (``otel_receiver_items_rejected_total{signal,reason}``,
@@ -37,6 +42,7 @@ set on every resource of the request, replacing any value the client sent.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +122,8 @@ class Limits:
         max_depth: int = 0,
         max_events: int = 0,
         max_links: int = 0,
+        max_future_skew: float = 0,
+        max_age_days: int = 0,
     ) -> None:
         self.max_items = max_items
         self.max_attributes = max_attributes
@@ -124,6 +132,8 @@ class Limits:
         self.max_depth = max_depth
         self.max_events = max_events
         self.max_links = max_links
+        self.max_future_ns = int(max_future_skew * 1e9)
+        self.max_age_days = max_age_days
         gates = [g for g in (max_key_bytes, max_value_bytes, 4 * max_depth) if g]
         # An attribute whose serialized size is at most this cannot break a per-value limit.
         self.gate = min(gates) if gates else None
@@ -138,6 +148,8 @@ class Limits:
             max_depth=s.limits_max_nesting_depth,
             max_events=s.limits_max_span_events,
             max_links=s.limits_max_span_links,
+            max_future_skew=s.limits_max_future_skew,
+            max_age_days=s.clickhouse_ttl_days,
         )
 
     # -- the request ---------------------------------------------------------------------
@@ -216,6 +228,9 @@ class _Screening:
         self.signal = signal
         self.modified = False
         self.truncated = 0
+        now = time.time_ns()
+        self.latest_ns = now + limits.max_future_ns if limits.max_future_ns else 0
+        self.earliest_ns = now - limits.max_age_days * 86_400 * 10**9 if limits.max_age_days else 0
 
     def changing(self) -> None:
         """Called before each change: the first time, judge the request's bytes with the
@@ -321,8 +336,26 @@ class _Screening:
 
     # -- per signal ----------------------------------------------------------------------
 
+    def timestamp(self, ns: int, what: str) -> None:
+        """Raise _Problem for a timestamp ClickHouse should not get (see the module doc)."""
+        if not ns:
+            return
+        if self.latest_ns and ns > self.latest_ns:
+            raise _Problem(
+                "future_timestamp",
+                f"{what} lies more than {self.limits.max_future_ns / 1e9:g} s in the future "
+                "(limits.max_future_skew); check the client's clock",
+            )
+        if ns < self.earliest_ns:
+            raise _Problem(
+                "expired_timestamp",
+                f"{what} is older than the table TTL of {self.limits.max_age_days} days "
+                "(clickhouse.ttl_days): ClickHouse would drop it",
+            )
+
     def span(self, span: Any) -> None:
         limits = self.limits
+        self.timestamp(span.start_time_unix_nano, "span start time")
         events = span.events
         links = span.links
         if limits.max_events and len(events) > limits.max_events:
@@ -346,12 +379,14 @@ class _Screening:
                 self.attributes(link.attributes, "span link")
 
     def log_record(self, record: Any) -> None:
+        self.timestamp(record.time_unix_nano or record.observed_time_unix_nano, "log timestamp")
         self.attributes(record.attributes, "log record")
         gate = self.limits.gate
         if gate is not None and record.HasField("body") and record.body.ByteSize() > gate:
             self.value(record.body, "log body", 0)
 
     def data_point(self, point: Any) -> None:
+        self.timestamp(point.time_unix_nano, "data point time")
         self.attributes(point.attributes, "data point")
         for exemplar in getattr(point, "exemplars", ()):
             self.attributes(exemplar.filtered_attributes, "exemplar")

@@ -15,7 +15,7 @@ open file descriptors, GC) are served too. The endpoint listens on ``metrics.lis
 | ``otel_receiver_received_bytes_total`` | signal | request bytes, after decompression |
 | ``otel_receiver_batch_rows`` | table | rows per ClickHouse insert (histogram) |
 | ``otel_receiver_insert_duration_seconds`` | table | ClickHouse insert latency (histogram) |
-| ``otel_receiver_clickhouse_errors_total`` | kind, code | failed inserts: retryable or rejected |
+| ``otel_receiver_clickhouse_errors_total`` | kind, code | failed inserts, by error class |
 | ``otel_receiver_spool_bytes`` / ``_spool_files`` | | batches waiting on disk |
 | ``otel_receiver_queue_bytes`` | | request bytes waiting for storage (bounded) |
 | ``otel_receiver_auth_failures_total`` | transport, reason | refused credentials |
@@ -23,7 +23,6 @@ open file descriptors, GC) are served too. The endpoint listens on ``metrics.lis
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from aiohttp import web
@@ -77,7 +76,7 @@ INSERT_SECONDS = Histogram(
 )
 CLICKHOUSE_ERRORS = Counter(
     "otel_receiver_clickhouse_errors_total",
-    "Failed ClickHouse inserts: kind retryable or rejected, code the ClickHouse error code",
+    "Failed ClickHouse inserts: kind transient, data or configuration; code the error code",
     ["kind", "code"],
 )
 SPOOL_BYTES = Gauge("otel_receiver_spool_bytes", "Bytes of batch files waiting in the spool")
@@ -86,12 +85,10 @@ QUEUE_BYTES = Gauge(
     "otel_receiver_queue_bytes", "Request bytes waiting for their rows to be stored"
 )
 
-_CODE = re.compile(r"Code: (\d+)")
 
-
-def count_clickhouse_error(kind: str, message: str) -> None:
-    code = _CODE.search(message)
-    CLICKHOUSE_ERRORS.labels(kind, code.group(1) if code else "none").inc()
+def count_clickhouse_error(kind: str, code: int | None) -> None:
+    """``kind``: transient, data or configuration (``receiver.store.errors``)."""
+    CLICKHOUSE_ERRORS.labels(kind, "none" if code is None else str(code)).inc()
 
 
 def watch(gauge: Gauge, read: Callable[[], float]) -> None:

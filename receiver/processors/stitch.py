@@ -257,9 +257,16 @@ WITH
         FROM child_spans AS c
         LEFT JOIN parent_spans AS p ON c.ParentSpanId = p.SpanId
         GROUP BY c.RunId
+    ),
+    stored AS (
+        SELECT RunId, Kind, ServiceName, ParentRunId, ParentSpanId, Resolution, OrphanReason,
+            TraceId, TraceIds, LaunchId, TaskId, TicketId, ThreadId, FirstSeen, LastSeen
+        FROM {db}.agent_runs FINAL
+        WHERE RunId IN (SELECT RunId FROM candidates)
     )
-SELECT RunId, Kind, ServiceName, ParentRunId, ParentSpanId, Resolution, OrphanReason, TraceId,
-    TraceIds, LaunchId, TaskId, TicketId, ThreadId, FirstSeen, LastSeen, Version
+SELECT n.RunId, n.Kind, n.ServiceName, n.ParentRunId, n.ParentSpanId, n.Resolution,
+    n.OrphanReason, n.TraceId, n.TraceIds, n.LaunchId, n.TaskId, n.TicketId, n.ThreadId,
+    n.FirstSeen, n.LastSeen, n.Version
 FROM (
     SELECT
         s.RunId AS RunId,
@@ -293,13 +300,24 @@ FROM (
     FROM seen AS s
     LEFT JOIN links AS l ON s.RunId = l.RunId
     LEFT JOIN launches AS la ON s.LaunchId = la.RunId
-)
+) AS n
+LEFT JOIN stored AS c ON n.RunId = c.RunId
+-- Quiet: write a run only when something about it changed (or it is new), so idle runs
+-- (stamped, launch and orphan runs are recomputed every tick) cost no inserts.
+WHERE c.RunId = ''
+   OR (n.Kind, n.ServiceName, n.ParentRunId, n.ParentSpanId, n.Resolution, n.OrphanReason,
+       n.TraceId, n.TraceIds, n.LaunchId, n.TaskId, n.TicketId, n.ThreadId, n.FirstSeen,
+       n.LastSeen)
+   != (c.Kind, c.ServiceName, c.ParentRunId, c.ParentSpanId, c.Resolution, c.OrphanReason,
+       c.TraceId, c.TraceIds, c.LaunchId, c.TaskId, c.TicketId, c.ThreadId, c.FirstSeen,
+       c.LastSeen)
 SETTINGS join_use_nulls = 0
 """
 
 
 class RunResolver:
-    """Keeps ``agent_runs`` current: recomputes recent and unresolved runs every tick."""
+    """Keeps ``agent_runs`` current: recomputes recent and unresolved runs every tick, and
+    writes only the runs whose row would change."""
 
     def __init__(
         self, client: Client, database: str, interval: float = 1.0, unresolved_days: int = 2

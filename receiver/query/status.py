@@ -2,7 +2,8 @@
 
 It scrapes the receiver's own ``/metrics`` (``metrics.listen``) and asks ClickHouse for its
 version with the configured credentials (for the embedded server: the ports it wrote and its
-generated password). Exit code 0 when both answer, 1 otherwise.
+generated password). Exit code 0 when both answer and the receiver is not unhealthy, 1
+otherwise.
 """
 
 from __future__ import annotations
@@ -58,10 +59,24 @@ def _breakdown(values: dict[str, float]) -> str:
     return ", ".join(shown) if shown else "none"
 
 
+def health(samples: dict[str, list[tuple[dict[str, str], float]]]) -> str:
+    """``healthy``, or ``UNHEALTHY``/``degraded`` with the problems the receiver reports."""
+    problems = [
+        f"{labels.get('problem')} ({labels.get('severity')})"
+        for labels, value in samples.get("otel_receiver_health_problem", [])
+        if value
+    ]
+    healthy = _total(samples.get("otel_receiver_healthy", [])) >= 1
+    if healthy and not problems:
+        return "healthy"
+    word = "degraded" if healthy else "UNHEALTHY"
+    return f"{word}: {', '.join(problems)} (the receiver log names cause and fix)"
+
+
 def summarize(samples: dict[str, list[tuple[dict[str, str], float]]]) -> list[str]:
     """The receiver part of the report, one line per topic."""
     s = samples
-    lines = []
+    lines = [f"health:            {health(samples)}"] if "otel_receiver_healthy" in s else []
     started = _total(s.get("process_start_time_seconds", []))
     if started:
         lines.append(f"uptime:            {time.time() - started:.0f} s")
@@ -110,6 +125,15 @@ def summarize(samples: dict[str, list[tuple[dict[str, str], float]]]) -> list[st
     spool_files = _total(s.get("otel_receiver_spool_files", []))
     queue = _total(s.get("otel_receiver_queue_bytes", []))
     lines.append(f"spool:             {spool_files:.0f} files, {_size(spool_bytes)}")
+    states = _by(s.get("otel_receiver_batches", []), "state")
+    if states:
+        moving = {k: v for k, v in states.items() if k != "dead"}
+        lines.append("batches by state:  " + _breakdown(moving))
+    dead_bytes = _total(s.get("otel_receiver_dead_letter_bytes", []))
+    lines.append(
+        f"dead letters:      {states.get('dead', 0):.0f} files, {_size(dead_bytes)}"
+        " (`otel-receiver spool list`)"
+    )
     lines.append(f"queue:             {_size(queue)} waiting for storage")
     redactions = _total(s.get("otel_receiver_redactions_total", []))
     if "otel_receiver_redactions_total" in s:
@@ -170,6 +194,7 @@ def run(settings: Settings) -> int:
             print(f"receiver:          up (metrics {url})")
             for line in summarize(samples):
                 print(line)
+            ok = ok and not health(samples).startswith("UNHEALTHY")
     else:
         print("receiver:          unknown (metrics.listen is empty: self-metrics are off)")
     reachable, description = clickhouse_reachable(settings)

@@ -3,15 +3,14 @@
 Inserts are columnar (clickhouse-connect sends Native format) and carry an
 ``insert_deduplication_token`` so a batch sent twice (a replay after a crash, a retry after
 a timeout that in fact succeeded) is stored once, in the tables and in the materialized
-views that feed from them. Failures are sorted into retryable (ClickHouse down, overloaded,
-timing out) and rejected (ClickHouse says the data itself is invalid), because the two must
-be handled in opposite ways: retry the first, never the second. The sink never logs row
+views that feed from them. Failures are raised as ``receiver.store.errors.InsertError``,
+classified (transient, data, configuration) from the ClickHouse error code, because each
+class is handled differently (``receiver.delivery.deliver``). The sink never logs row
 contents.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -19,57 +18,12 @@ from typing import Any
 import clickhouse_connect
 import structlog
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from receiver.ops.selfmetrics import BATCH_ROWS, INSERT_SECONDS, count_clickhouse_error
 from receiver.store.credentials import Credentials
+from receiver.store.errors import classify
 
 log = structlog.get_logger("receiver.store.sink")
-
-# ClickHouse error codes that say "not now" rather than "not this data".
-RETRYABLE_CODES = frozenset(
-    {
-        3,  # UNEXPECTED_END_OF_FILE
-        60,  # UNKNOWN_TABLE (schema being re-created)
-        81,  # UNKNOWN_DATABASE
-        159,  # TIMEOUT_EXCEEDED
-        164,  # READONLY
-        202,  # TOO_MANY_SIMULTANEOUS_QUERIES
-        209,  # SOCKET_TIMEOUT
-        210,  # NETWORK_ERROR
-        236,  # ABORTED
-        241,  # MEMORY_LIMIT_EXCEEDED
-        242,  # TABLE_IS_READ_ONLY
-        252,  # TOO_MANY_PARTS
-        285,  # TOO_FEW_LIVE_REPLICAS
-        319,  # UNKNOWN_STATUS_OF_INSERT
-        373,  # SESSION_IS_LOCKED
-        394,  # QUERY_WAS_CANCELLED
-        425,  # SYSTEM_ERROR
-        999,  # KEEPER_EXCEPTION
-        1000,  # POCO_EXCEPTION
-    }
-)
-_CODE = re.compile(r"Code: (\d+)")
-
-
-class RetryableInsertError(Exception):
-    """ClickHouse could not take the insert now; the same insert may succeed later."""
-
-
-class RejectedInsertError(Exception):
-    """ClickHouse refused the rows themselves; retrying the same rows cannot succeed."""
-
-
-def classify(exc: Exception) -> Exception:
-    """The retryable or rejected error that ``exc`` (from clickhouse-connect) stands for."""
-    if isinstance(exc, OperationalError):
-        return RetryableInsertError(str(exc))
-    if isinstance(exc, DatabaseError):
-        code = _CODE.search(str(exc))
-        if code is None or int(code.group(1)) in RETRYABLE_CODES:
-            return RetryableInsertError(str(exc))
-    return RejectedInsertError(str(exc))
 
 
 def connect(
@@ -111,7 +65,7 @@ class ClickHouseSink:
     ) -> None:
         """Insert ``rows`` (tuples in ``column_names`` order) as one idempotent insert.
 
-        Raises RetryableInsertError or RejectedInsertError.
+        Raises ``receiver.store.errors.InsertError``.
         """
         started = time.perf_counter()
         try:
@@ -129,8 +83,7 @@ class ClickHouseSink:
         except Exception as exc:
             error = classify(exc)
             INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
-            kind = "retryable" if isinstance(error, RetryableInsertError) else "rejected"
-            count_clickhouse_error(kind, str(exc))
+            count_clickhouse_error(error.kind.value, error.code)
             raise error from exc
         INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
         BATCH_ROWS.labels(table).observe(len(rows))

@@ -1,0 +1,80 @@
+"""The run resolver writes an ``agent_runs`` row only when the run changed: idle runs (stamped,
+launch and orphan runs are recomputed every tick) cost no inserts at all."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from receiver.config import Settings
+from receiver.processors.stitch import RunResolver
+from receiver.store.schema import apply_schema
+from receiver.store.tables import AGENT_RUN_SIGHTINGS, TABLE_COLUMNS
+
+
+@pytest.fixture
+def runs_db(client: Client, database: str) -> Iterator[str]:
+    apply_schema(client, database, Settings())
+    # Count every row written: no merge may fold a rewrite away while the test looks.
+    client.command(f"SYSTEM STOP MERGES {database}.agent_runs")
+    yield database
+
+
+def sighting(run_id: str, kind: str, when: int, **stamps: str) -> tuple:
+    return (
+        run_id,  # RunId
+        kind,  # Kind
+        "codex_exec" if kind == "codex_run" else "claude-code",  # ServiceName
+        when,  # FirstSeen
+        when + 10**9,  # LastSeen
+        ["ab" * 16],  # TraceIds
+        stamps.get("launch", ""),  # LaunchId
+        "",  # TaskId
+        "",  # TicketId
+        stamps.get("parent", ""),  # StampedParentRunId
+        stamps.get("parent_span", ""),  # StampedParentSpanId
+        "",  # ThreadId
+    )
+
+
+def rows_written(client: Client, database: str) -> tuple[int, int]:
+    """(rows, highest Version): a rewrite of any run raises the Version."""
+    return client.query(f"SELECT count(), max(Version) FROM {database}.agent_runs").result_rows[0]
+
+
+def test_idle_runs_are_not_rewritten_and_a_changed_run_is(client: Client, runs_db: str) -> None:
+    now = time.time_ns()
+    runs = [sighting(f"orphan-{i}", "codex_run", now) for i in range(300)]
+    runs += [sighting(f"stamped-{i}", "codex_run", now, parent="s-1", parent_span="1" * 16)
+             for i in range(300)]  # fmt: skip
+    runs += [sighting(f"launched-{i}", "claude_session", now, launch="l-1") for i in range(400)]
+    client.insert(
+        AGENT_RUN_SIGHTINGS,
+        runs,
+        column_names=list(TABLE_COLUMNS[AGENT_RUN_SIGHTINGS]),
+        database=runs_db,
+    )
+    resolver = RunResolver(client, runs_db)
+    resolver.resolve_once()
+    first = rows_written(client, runs_db)
+    assert first[0] == 1000
+    for _ in range(5):  # idle ticks, the sightings now older than the resolver's margin too
+        resolver.resolve_once()
+    resolver._since_ms = 0  # even recomputing every run from scratch writes nothing
+    resolver.resolve_once()
+    assert rows_written(client, runs_db) == first
+    client.insert(
+        AGENT_RUN_SIGHTINGS,
+        [sighting("orphan-7", "codex_run", now + 60 * 10**9)],
+        column_names=list(TABLE_COLUMNS[AGENT_RUN_SIGHTINGS]),
+        database=runs_db,
+    )
+    resolver.resolve_once()
+    assert rows_written(client, runs_db)[0] == 1001  # exactly the changed run, once more
+    rewritten = client.query(
+        f"SELECT count() FROM {runs_db}.agent_runs WHERE RunId = 'orphan-7'"
+    ).result_rows[0][0]
+    assert rewritten == 2
