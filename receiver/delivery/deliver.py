@@ -66,10 +66,11 @@ class Delivery:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._replayer
 
-    async def deliver(self, batch: Batch) -> None:
+    async def deliver(self, batch: Batch, spool_first: bool = False) -> None:
         """Return once ``batch`` is in ClickHouse or in the spool; raise Unavailable if
-        neither can take it."""
-        if len(self.spool) == 0:
+        neither can take it. ``spool_first`` writes it to the spool without trying ClickHouse
+        (an fsync takes milliseconds, an insert may take seconds); the replayer inserts it."""
+        if len(self.spool) == 0 and not spool_first:
             try:
                 await asyncio.to_thread(self.insert_or_quarantine, batch)
                 return
