@@ -32,6 +32,13 @@
    short deadline. A receiver that is down never changes the exit code and prints nothing
    unless ``--verbose`` or ``CC_LAUNCH_DEBUG`` is set.
 
+With ``--hooks`` and a ``claude`` command, Claude Code also posts its hook events (permission
+prompts, tool calls before and after, stops, subagents, compactions) to the receiver's
+``/v1/hooks`` for this run only: ``--settings <file>`` is added to the command, the file (in the
+private shim directory, with the bearer token if there is one) holding only our http hooks,
+which Claude Code adds to the user's own. No user file is touched. The URL is ``--hooks-url``,
+else ``CC_LAUNCH_HOOKS_URL``, else the endpoint's host on the OTLP/HTTP port 4318.
+
 The receiver endpoint (launch span and codex) is ``--endpoint``, else ``CC_LAUNCH_ENDPOINT``,
 else the user's ``OTEL_EXPORTER_OTLP_ENDPOINT`` when its protocol is gRPC, else
 ``http://127.0.0.1:4317``. Only the standard library is imported until the span is sent, so
@@ -42,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import secrets
 import shlex
@@ -68,6 +76,8 @@ DEBUG_ENV = "CC_LAUNCH_DEBUG"
 TOKEN_ENV = "CC_LAUNCH_TOKEN"
 TOKEN_FILE_ENV = "CC_LAUNCH_TOKEN_FILE"
 CA_FILE_ENV = "CC_LAUNCH_CA_FILE"
+HOOKS_URL_ENV = "CC_LAUNCH_HOOKS_URL"
+OTLP_HTTP_PORT = 4318
 RESOURCE_ENV = "OTEL_RESOURCE_ATTRIBUTES"
 # Claude Code stops exporting metrics when OTEL_RESOURCE_ATTRIBUTES has more entries.
 MAX_RESOURCE_ENTRIES = 12
@@ -417,6 +427,43 @@ def install_shim(directory: str | os.PathLike[str]) -> Path:
     return path
 
 
+# --- Claude Code hooks for one run -----------------------------------------------------
+
+
+def default_hooks_url(endpoint: str, env: Mapping[str, str]) -> str:
+    """``CC_LAUNCH_HOOKS_URL``, else the receiver endpoint's host on the OTLP/HTTP port."""
+    if env.get(HOOKS_URL_ENV):
+        return env[HOOKS_URL_ENV]
+    parts = urlsplit(normalize_endpoint(endpoint))
+    host = parts.hostname or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}:{OTLP_HTTP_PORT}/v1/hooks"
+
+
+def add_hooks(
+    command: Sequence[str], launch: Launch, directory: str | os.PathLike[str], url: str
+) -> list[str]:
+    """``command`` with ``--settings <file>`` after ``claude``, the file holding our http hooks
+    (0600 in the private ``directory``). Other commands, and a command that already has its
+    own ``--settings``, are returned unchanged with a warning."""
+    if Path(command[0]).name != DEFAULT_COMMAND:
+        launch.warnings.append(f"--hooks works with claude only; not added to {command[0]}")
+        return list(command)
+    if any(arg == "--settings" or arg.startswith("--settings=") for arg in command[1:]):
+        launch.warnings.append("--hooks: the command has its own --settings; hooks not added")
+        return list(command)
+    from receiver.agents.hook_settings import claude_settings
+
+    path = Path(directory) / "hooks-settings.json"
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(claude_settings(url, launch.token), out)
+    launch.notes.append(f"hook events go to {url}")
+    return [command[0], "--settings", str(path), *command[1:]]
+
+
 # --- running the child ------------------------------------------------------------------
 
 
@@ -666,7 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cc-launch",
         usage="cc-launch [--task ID] [--ticket ID] [--endpoint URL] [--token-file FILE] "
-        "[--ca-file FILE] [-v] [--] [COMMAND ...]",
+        "[--ca-file FILE] [--hooks] [--hooks-url URL] [-v] [--] [COMMAND ...]",
         description=(
             "Run Claude Code (default command: claude) with telemetry to the receiver, a "
             "launch trace context, and the codex shim on PATH; send one cc.launch span at exit."
@@ -691,6 +738,17 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"CA bundle that signed the receiver's TLS certificate (default: ${CA_FILE_ENV})",
     )
     parser.add_argument(
+        "--hooks",
+        action="store_true",
+        help="also send Claude Code's hook events to the receiver, for this run only",
+    )
+    parser.add_argument(
+        "--hooks-url",
+        metavar="URL",
+        help=f"receiver hooks URL (default: ${HOOKS_URL_ENV}, else the endpoint's host, port "
+        f"{OTLP_HTTP_PORT}, /v1/hooks)",
+    )
+    parser.add_argument(
         "-v",
         "--verbose",
         action="store_true",
@@ -699,7 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_VALUE_OPTIONS = ("--task", "--ticket", "--endpoint", "--token-file", "--ca-file")
+_VALUE_OPTIONS = ("--task", "--ticket", "--endpoint", "--token-file", "--ca-file", "--hooks-url")
 
 
 def split_argv(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -737,6 +795,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             token_file=args.token_file,
             ca_file=args.ca_file,
         )
+        if args.hooks or args.hooks_url:
+            url = args.hooks_url or default_hooks_url(launch.endpoint, os.environ)
+            command = add_hooks(command, launch, shim_dir, url)
         for warning in launch.warnings:
             say(f"warning: {warning}")
         if verbose:
