@@ -12,7 +12,10 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import pytest
 from clickhouse_connect.driver.client import Client
+
+from receiver.query import reports
 
 from .clickhouse_rows import count, rows, wait_rows
 from .hook_payloads import ALL_EVENTS, captured_calls, claude_payload, codex_payload
@@ -173,3 +176,45 @@ def test_codex_hooks_are_codex_events(
     (row,) = hook_rows(client, database, f"LogAttributes['session.id'] = '{thread}'", 1)
     assert (row["EventName"], row["ServiceName"]) == ("codex.hook.PostToolUse", "codex_exec")
     assert row["LogAttributes"]["turn_id"] == "019d036d-c7fa-72d2-b6fd-78878bfe34e4"
+
+
+def report_rows(client: Client, database: str, name: str, **extra: str) -> list[dict[str, Any]]:
+    report = reports.get(name)
+    result = reports.run(client, report, reports.parameters(report, database, extra=extra))
+    return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+
+
+def test_waiting_for_a_person_from_notification_until_post_tool_use(
+    receiver: ReceiverProcess, client: Client, database: str
+) -> None:
+    session, idle = f"sess-wait-{secrets.token_hex(4)}", f"sess-idle-{secrets.token_hex(4)}"
+    for payload in (
+        claude_payload("UserPromptSubmit", session),
+        claude_payload("PreToolUse", session),
+        claude_payload("Notification", session),  # permission_prompt for the Bash call
+        claude_payload("Stop", idle),
+        claude_payload(
+            "Notification", idle, notification_type="idle_prompt", message="Claude is waiting"
+        ),
+    ):
+        assert post_hook(receiver, payload).status == 200
+    hook_rows(client, database, f"LogAttributes['session.id'] IN ('{session}', '{idle}')", 5)
+
+    waiting = {r["session"]: r for r in report_rows(client, database, "waiting")}
+    assert set(waiting) == {session, idle}
+    assert (waiting[session]["reason"], waiting[session]["tool"]) == ("permission_prompt", "Bash")
+    assert waiting[idle]["reason"] == "idle_prompt" and waiting[idle]["tool"] == ""
+    assert waiting[idle]["message"] == "Claude is waiting"
+    assert waiting[session]["waiting_s"] >= 0
+
+    # The person answers: the tool runs, the session no longer waits.
+    assert post_hook(receiver, claude_payload("PostToolUse", session)).status == 200
+    hooks = hook_rows(client, database, f"LogAttributes['session.id'] = '{session}'", 4)
+    assert {r["session"] for r in report_rows(client, database, "waiting")} == {idle}
+
+    # The sessions report adds up the wait: Notification to PostToolUse, as stored.
+    stamps = {r["LogAttributes"]["hook_event_name"]: r["Timestamp"] for r in hooks}
+    waited = (stamps["PostToolUse"] - stamps["Notification"]).total_seconds()
+    (row,) = report_rows(client, database, "sessions", session=session)
+    assert row["waits"] == 1
+    assert row["wait_s"] == pytest.approx(waited, abs=0.002)
