@@ -16,10 +16,11 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from receiver.query import reports
+from receiver.query.tree import build_tree
 
 from .clickhouse_rows import count, rows, wait_rows
 from .hook_payloads import ALL_EVENTS, captured_calls, claude_payload, codex_payload
-from .receiver_process import ReceiverProcess
+from .receiver_process import ReceiverProcess, wait_for
 
 
 class Reply(NamedTuple):
@@ -218,3 +219,39 @@ def test_waiting_for_a_person_from_notification_until_post_tool_use(
     (row,) = report_rows(client, database, "sessions", session=session)
     assert row["waits"] == 1
     assert row["wait_s"] == pytest.approx(waited, abs=0.002)
+
+
+def test_the_tree_shows_what_only_hooks_know(
+    receiver: ReceiverProcess, client: Client, database: str
+) -> None:
+    session = f"sess-tree-{secrets.token_hex(4)}"
+    for event, fields in (
+        ("SessionStart", {}),
+        ("UserPromptSubmit", {}),
+        ("PreToolUse", {}),
+        ("Notification", {}),
+        ("PostToolUse", {}),
+        ("SubagentStart", {}),
+        ("SubagentStop", {}),
+        ("PreCompact", {}),
+        ("PreToolUse", {"tool_use_id": "toolu_blocked"}),
+        ("Stop", {}),
+        ("SessionEnd", {"reason": "prompt_input_exit"}),
+    ):
+        assert post_hook(receiver, claude_payload(event, session, **fields)).status == 200
+
+    def hook_children() -> list[str] | None:
+        tops = build_tree(client, database, session)
+        if not tops:
+            return None  # the resolver has not written the session's run yet
+        (top,) = tops
+        found = [child.name for child in top.children if child.kind == "hook"]
+        return found if len(found) == 5 else None
+
+    assert wait_for(hook_children, 30, "the session's hook nodes") == [
+        "waiting for a person (permission prompt)",
+        "subagent Explore",
+        "compacting context (auto)",
+        "did not run: Bash (blocked or denied)",
+        "session ended (prompt_input_exit)",
+    ]

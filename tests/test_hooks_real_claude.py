@@ -14,6 +14,8 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
+from receiver.query.tree import build_tree
+
 from .clickhouse_rows import rows, wait_rows
 from .mock_model_apis import EgressBlocker, MockAnthropic, MockOpenAI
 from .receiver_process import ReceiverProcess, wait_for
@@ -141,3 +143,19 @@ def test_real_claude_code_http_hooks_land_joined_and_redacted(
         parameters={"s": secret},
     ).result_rows[0][0]
     assert leaks == 0
+
+    # The session tree shows how the session ended, which only its SessionEnd hook says.
+    session_id = telemetry["session.id"]
+    reason = by_event["SessionEnd"]["LogAttributes"]["reason"]
+
+    def session_end_node() -> list[str] | None:
+        for top in build_tree(client, database, session_id):
+            for node in [top, *top.children]:
+                if node.kind == "claude_session" and node.id == session_id:
+                    hooks_shown = [c.name for c in node.children if c.kind == "hook"]
+                    return hooks_shown or None
+        return None
+
+    assert wait_for(session_end_node, 30, "the session's hook nodes in the tree") == [
+        f"session ended ({reason})"
+    ]
