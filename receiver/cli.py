@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     from receiver.query.reports import add_commands as add_report_commands
 
     add_report_commands(commands, _settings_flags)  # report NAME, reports, sessions
+    from receiver.agents.hook_settings import add_commands as add_hooks_commands
+
+    add_hooks_commands(commands, _settings_flags)  # hooks install|uninstall
     return parser
 
 
@@ -215,6 +218,12 @@ def _run_reports(settings: Settings, args: argparse.Namespace) -> int:
     return run_command(settings, args, url, connect)
 
 
+def _run_hooks(settings: Settings, args: argparse.Namespace) -> int:
+    from receiver.agents.hook_settings import run_command
+
+    return run_command(args, settings.http_listen)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if k in Settings.__dataclass_fields__}
@@ -234,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report": lambda settings: _run_reports(settings, args),
         "reports": lambda settings: _run_reports(settings, args),
         "sessions": lambda settings: _run_reports(settings, args),
+        "hooks": lambda settings: _run_hooks(settings, args),
     }
     try:
         return runner[args.command](settings)

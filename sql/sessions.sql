@@ -12,8 +12,11 @@
 --   user (Claude user.id; codex carries none), models, prompts, api_calls (requests made,
 --   failed ones included), api_errors, input_tokens, output_tokens, cache_read_tokens,
 --   cache_creation_tokens, reasoning_tokens, cost_usd, active_time_s, tool_calls,
---   tool_failures, codex_children (codex runs spawned by the session), launch_id (cc.launch.id).
---   Every figure counts what happened inside the window.
+--   tool_failures, codex_children (codex runs spawned by the session), launch_id (cc.launch.id),
+--   waits and wait_s (times and seconds the session waited for a person: from a Notification
+--   hook with notification_type permission_prompt or idle_prompt to the next PostToolUse,
+--   PostToolUseFailure, UserPromptSubmit, Stop or SessionEnd hook, or to the window's end; 0
+--   without hooks). Every figure counts what happened inside the window.
 -- Sources (the same in every report, so reports agree on the same data):
 --   Claude Code tokens, cost and active time: the metrics claude_code.token.usage,
 --   claude_code.cost.usage and claude_code.active_time.total, which Claude Code exports
@@ -27,7 +30,7 @@
 --   Parent session of a codex run: by span link first (a codex span whose parent span is a
 --   Claude Code span, e.g. codex.exec under the Bash tool.execution), else the codex shim's
 --   resource attribute agent.parent.session.id.
--- Table: agent, id, parent_session, start, duration_s, user, models, prompts, api_calls, api_errors, input_tokens, output_tokens, cache_read_tokens, cost_usd, tool_calls, tool_failures, codex_children
+-- Table: agent, id, parent_session, start, duration_s, user, models, prompts, api_calls, api_errors, input_tokens, output_tokens, cache_read_tokens, cost_usd, tool_calls, tool_failures, codex_children, wait_s
 WITH
     claude_points AS (
         -- metric increments, one row per point: the view metric_increments
@@ -163,6 +166,35 @@ WITH
         ) AS f
         LEFT JOIN links AS l ON l.run_id = f.run_id
     ),
+    hook_marks AS (
+        -- hook events; a wait is the run of opening notifications between two closing events
+        SELECT session, ts, opens, closes,
+               countIf(closes) OVER (PARTITION BY session ORDER BY ts
+                                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS closed
+        FROM (
+            SELECT LogAttributes['session.id'] AS session, Timestamp AS ts,
+                   LogAttributes['hook_event_name'] AS event,
+                   event = 'Notification' AND LogAttributes['notification_type']
+                       IN ('permission_prompt', 'idle_prompt') AS opens,
+                   event IN ('PostToolUse', 'PostToolUseFailure', 'UserPromptSubmit', 'Stop',
+                             'SessionEnd') AS closes
+            FROM {database:Identifier}.otel_logs
+            WHERE Timestamp >= {since:DateTime64(9)} AND Timestamp < {until:DateTime64(9)}
+              AND (startsWith(EventName, 'claude_code.hook.')
+                   OR startsWith(EventName, 'codex.hook.'))
+              AND LogAttributes['session.id'] != ''
+        )
+    ),
+    waits AS (
+        SELECT w.session AS session, count() AS waits,
+               round(sum(toUnixTimestamp64Nano(if(e.session = '', {until:DateTime64(9)}, e.end))
+                         - toUnixTimestamp64Nano(w.start)) / 1e9, 3) AS wait_s
+        FROM (SELECT session, closed, min(ts) AS start FROM hook_marks WHERE opens
+              GROUP BY session, closed) AS w
+        LEFT JOIN (SELECT session, closed - 1 AS closed, ts AS end FROM hook_marks
+                   WHERE closes) AS e ON e.session = w.session AND e.closed = w.closed
+        GROUP BY w.session
+    ),
     children AS (
         SELECT parent_session, count() AS codex_children
         FROM runs
@@ -177,9 +209,11 @@ SELECT r.agent AS agent, r.id AS id, r.parent_session AS parent_session,
        r.cache_creation_tokens AS cache_creation_tokens, r.reasoning_tokens AS reasoning_tokens,
        r.cost_usd AS cost_usd, r.active_time_s AS active_time_s, r.tool_calls AS tool_calls,
        r.tool_failures AS tool_failures,
-       if(r.agent = 'claude', c.codex_children, 0) AS codex_children, r.launch_id AS launch_id
+       if(r.agent = 'claude', c.codex_children, 0) AS codex_children, r.launch_id AS launch_id,
+       w.waits AS waits, w.wait_s AS wait_s
 FROM runs AS r
 LEFT JOIN children AS c ON c.parent_session = r.id
+LEFT JOIN waits AS w ON w.session = r.id
 WHERE {session:String} = '' OR r.id = {session:String} OR r.parent_session = {session:String}
 ORDER BY min(r.start) OVER (PARTITION BY if(r.parent_session != '', r.parent_session, r.id)) DESC,
          if(r.parent_session != '', r.parent_session, r.id), r.agent = 'codex', r.start

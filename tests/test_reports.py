@@ -1209,7 +1209,8 @@ def test_every_report_runs_with_its_defaults_and_names_its_table_columns(
         extra = {"id": CAPTURE_SESSION} if name == "session_tree" else {}
         values = reports.parameters(r, loaded.database, extra=extra)
         result = reports.run(ch, r, values)
-        assert result.rows, name
+        # the captures hold no hook events; tests/test_hooks.py fills the waiting report
+        assert result.rows or name == "waiting", name
         assert set(r.table_columns) <= set(result.columns), name
         if name != "session_tree":  # the stitching issue's file, with its own header
             assert {"database", "since", "until"} <= set(r.params), name

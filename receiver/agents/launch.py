@@ -32,6 +32,13 @@
    short deadline, the bearer token and the CA file (``--token-file``, ``--ca-file``). A span
    that cannot be sent is said once on stderr and never changes the exit code.
 
+With ``--hooks`` and a ``claude`` command, Claude Code also posts its hook events (permission
+prompts, tool calls before and after, stops, subagents, compactions) to the receiver's
+``/v1/hooks`` for this run only: ``--settings <file>`` is added to the command, the file (in the
+private shim directory, with the bearer token if there is one) holding only our http hooks,
+which Claude Code adds to the user's own. No user file is touched. The URL is ``--hooks-url``,
+else ``CC_LAUNCH_HOOKS_URL``, else the OTLP/HTTP endpoint below plus ``/v1/hooks``.
+
 The receiver's gRPC endpoint (Claude Code, codex) is ``--endpoint``, else
 ``CC_LAUNCH_ENDPOINT``, else the user's ``OTEL_EXPORTER_OTLP_ENDPOINT`` when its protocol is
 gRPC, else ``http://127.0.0.1:4317``. The launch span goes to the receiver's OTLP/HTTP
@@ -77,6 +84,7 @@ DEBUG_ENV = "CC_LAUNCH_DEBUG"
 TOKEN_ENV = "CC_LAUNCH_TOKEN"
 TOKEN_FILE_ENV = "CC_LAUNCH_TOKEN_FILE"
 CA_FILE_ENV = "CC_LAUNCH_CA_FILE"
+HOOKS_URL_ENV = "CC_LAUNCH_HOOKS_URL"
 RESOURCE_ENV = "OTEL_RESOURCE_ATTRIBUTES"
 # Claude Code stops exporting metrics when OTEL_RESOURCE_ATTRIBUTES has more entries.
 MAX_RESOURCE_ENTRIES = 12
@@ -89,6 +97,7 @@ SHIM_MARKER = "receiver.agents.codex_shim"
 SERVICE_NAME = "cc-launch"
 SPAN_NAME = "cc.launch"
 TRACES_PATH = "/v1/traces"
+HOOKS_PATH = "/v1/hooks"
 
 EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
@@ -441,6 +450,40 @@ def install_shim(directory: str | os.PathLike[str]) -> Path:
     return path
 
 
+# --- Claude Code hooks for one run -----------------------------------------------------
+
+
+def default_hooks_url(launch: Launch, env: Mapping[str, str]) -> str:
+    """``CC_LAUNCH_HOOKS_URL``, else the receiver's OTLP/HTTP endpoint (where the launch span
+    goes) with ``/v1/hooks``."""
+    if env.get(HOOKS_URL_ENV):
+        return env[HOOKS_URL_ENV]
+    return launch.traces_url[: -len(TRACES_PATH)] + HOOKS_PATH
+
+
+def add_hooks(
+    command: Sequence[str], launch: Launch, directory: str | os.PathLike[str], url: str
+) -> list[str]:
+    """``command`` with ``--settings <file>`` after ``claude``, the file holding our http hooks
+    (0600 in the private ``directory``). Other commands, and a command that already has its
+    own ``--settings``, are returned unchanged with a warning."""
+    if Path(command[0]).name != DEFAULT_COMMAND:
+        launch.warnings.append(f"--hooks works with claude only; not added to {command[0]}")
+        return list(command)
+    if any(arg == "--settings" or arg.startswith("--settings=") for arg in command[1:]):
+        launch.warnings.append("--hooks: the command has its own --settings; hooks not added")
+        return list(command)
+    from receiver.agents.hook_settings import claude_settings
+
+    path = Path(directory) / "hooks-settings.json"
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(claude_settings(url, launch.token), out)
+    launch.notes.append(f"hook events go to {url}")
+    return [command[0], "--settings", str(path), *command[1:]]
+
+
 # --- running the child ------------------------------------------------------------------
 
 
@@ -720,7 +763,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cc-launch",
         usage="cc-launch [--task ID] [--ticket ID] [--endpoint URL] [--http-endpoint URL] "
         "[--token-file FILE] "
-        "[--ca-file FILE] [-v] [--] [COMMAND ...]",
+        "[--ca-file FILE] [--hooks] [--hooks-url URL] [-v] [--] [COMMAND ...]",
         description=(
             "Run Claude Code (default command: claude) with telemetry to the receiver, a "
             "launch trace context, and the codex shim on PATH; send one cc.launch span at exit."
@@ -751,6 +794,17 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"CA bundle that signed the receiver's TLS certificate (default: ${CA_FILE_ENV})",
     )
     parser.add_argument(
+        "--hooks",
+        action="store_true",
+        help="also send Claude Code's hook events to the receiver, for this run only",
+    )
+    parser.add_argument(
+        "--hooks-url",
+        metavar="URL",
+        help=f"receiver hooks URL (default: ${HOOKS_URL_ENV}, else the OTLP/HTTP endpoint plus "
+        f"{HOOKS_PATH})",
+    )
+    parser.add_argument(
         "-v",
         "--verbose",
         action="store_true",
@@ -766,6 +820,7 @@ _VALUE_OPTIONS = (
     "--http-endpoint",
     "--token-file",
     "--ca-file",
+    "--hooks-url",
 )
 
 
@@ -805,6 +860,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             token_file=args.token_file,
             ca_file=args.ca_file,
         )
+        if args.hooks or args.hooks_url:
+            url = args.hooks_url or default_hooks_url(launch, os.environ)
+            command = add_hooks(command, launch, shim_dir, url)
         for warning in launch.warnings:
             say(f"warning: {warning}")
         if verbose:

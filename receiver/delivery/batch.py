@@ -6,6 +6,10 @@ seconds old. A request is acknowledged only when every batch holding its rows is
 (in ClickHouse or in the spool): ``add`` returns a future that completes then, or fails with
 ``Unavailable`` so the front end answers with a retryable status and the client resends.
 Memory is bounded: past ``max_queue_bytes`` of requests waiting, new ones are refused.
+
+An ``urgent`` add (a hook call: the agent waits for its answer) flushes its table's buffer at
+once, rows already waiting included, straight into the spool (one fsync for all of them), so it
+is acknowledged in milliseconds rather than after ``max_delay``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class _Buffer:
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
     nbytes: int = 0
     timer: asyncio.TimerHandle | None = None
+    urgent: bool = False  # a waiter needs the rows durable now: spool them, do not wait
 
 
 class Batcher:
@@ -71,10 +76,13 @@ class Batcher:
                 retry_after=1.0,
             )
 
-    def add(self, table: str, rows: list[tuple[Any, ...]], nbytes: int) -> asyncio.Future[None]:
+    def add(
+        self, table: str, rows: list[tuple[Any, ...]], nbytes: int, urgent: bool = False
+    ) -> asyncio.Future[None]:
         """Queue ``rows`` for ``table``; the future completes once they are durable.
 
-        ``nbytes`` is the request's share of memory to account for until then.
+        ``nbytes`` is the request's share of memory to account for until then. ``urgent``
+        flushes the table's buffer now, into the spool.
         """
         buffer = self._buffers[table]
         loop = asyncio.get_running_loop()
@@ -86,7 +94,9 @@ class Batcher:
         buffer.waiters.append(waiter)
         buffer.nbytes += nbytes
         self.queued_bytes += nbytes
-        if len(buffer.rows) >= self._max_rows:
+        if urgent:
+            buffer.urgent = True
+        if urgent or len(buffer.rows) >= self._max_rows:
             self._flush_soon(table)
         return waiter
 
@@ -111,7 +121,7 @@ class Batcher:
         )
         try:
             async with self._locks[table]:
-                await self._delivery.deliver(batch)
+                await self._delivery.deliver(batch, spool_first=buffer.urgent)
         except Exception as exc:
             error = exc if isinstance(exc, Unavailable) else Unavailable(str(exc))
             log.error("batch_not_durable", table=table, rows=len(buffer.rows), error=str(exc))

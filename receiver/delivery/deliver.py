@@ -111,11 +111,13 @@ class Delivery:
 
     # -- the request path (event loop) -----------------------------------------------------
 
-    async def deliver(self, batch: Batch) -> None:
+    async def deliver(self, batch: Batch, spool_first: bool = False) -> None:
         """Return once ``batch`` is in ClickHouse or in the spool; raise Unavailable if
-        neither can take it, or if ClickHouse is misconfigured for it."""
+        neither can take it, or if ClickHouse is misconfigured for it. ``spool_first`` writes
+        it to the spool without trying ClickHouse (an fsync takes milliseconds, an insert may
+        take seconds); the replayer inserts it."""
         direct = self._direct < self._max_direct and time.monotonic() >= self._unreachable_until
-        if direct and await self._insert_directly(batch):
+        if not spool_first and direct and await self._insert_directly(batch):
             return
         await self._spool(batch)
 

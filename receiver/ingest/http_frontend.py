@@ -14,6 +14,11 @@ aiohttp middleware answers 401 (``WWW-Authenticate: Bearer``) on the OTLP paths 
 mTLS come from ``receiver.ingest.tls``; requests over the input limits get 413
 (``receiver.ingest.limits``).
 
+``POST /v1/hooks`` takes a Claude Code or Codex hook payload (``receiver.ingest.hooks``): it
+becomes one OTLP log record and goes through the same pipeline, authentication and limits, is
+made durable at once (the agent waits for the answer) and is answered ``{}`` (a hook answer
+must never steer the agent); a body that is not a hook payload gets 400 naming the problem.
+
 Why aiohttp: it is asyncio-native, so the server runs on the daemon's event loop next to
 grpc.aio and the batcher and a request simply awaits ``Pipeline.export`` as the gRPC handler
 does (no second loop, no ASGI layer); it is mature and actively maintained
@@ -47,6 +52,7 @@ from google.rpc import code_pb2, status_pb2
 from receiver.config import ConfigError, how_to_set, parse_host_port
 from receiver.delivery.deliver import Unavailable
 from receiver.ingest.auth import UNAUTHENTICATED_MESSAGE, Authenticator, Unauthenticated
+from receiver.ingest.hooks import HOOKS_PATH, BadHookPayload, hook_request
 from receiver.ingest.limits import LimitExceeded
 from receiver.ingest.otlp import SERVICES, export_response, invalid_request_message
 from receiver.ingest.pipeline import Pipeline
@@ -60,6 +66,7 @@ _ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _LISTEN_BACKLOG = 1024
 _OTLP_PATHS = frozenset(spec.http_path for spec in SERVICES.values())
+_AUTHENTICATED_PATHS = _OTLP_PATHS | {HOOKS_PATH}
 
 
 class HttpError(Exception):
@@ -291,6 +298,7 @@ class HttpFrontEnd:
         app = web.Application(middlewares=[self._authenticate])
         for signal, spec in SERVICES.items():
             app.router.add_route("*", spec.http_path, self._export_route(signal))
+        app.router.add_route("*", HOOKS_PATH, self._hook)
         app.router.add_route("*", "/health", self._health)
         app.router.add_route("*", "/{path:.*}", self._not_found)
         self._runner = web.AppRunner(
@@ -320,7 +328,11 @@ class HttpFrontEnd:
         the token's tenant goes to the export as ``request["tenant"]``."""
         request["tenant"] = ""
         authenticator = self._authenticator
-        if authenticator is None or not authenticator.enabled or request.path not in _OTLP_PATHS:
+        if (
+            authenticator is None
+            or not authenticator.enabled
+            or request.path not in _AUTHENTICATED_PATHS
+        ):
             return await handler(request)
         try:
             request["tenant"] = authenticator.authenticate(
@@ -369,8 +381,13 @@ class HttpFrontEnd:
             raise
         if kind == "json":
             body = await asyncio.to_thread(json_to_protobuf, signal, body)
+        decoded = await self._store(signal, body, request["tenant"])
+        return _encode(export_response(signal, decoded), media_type)
+
+    async def _store(self, signal: str, body: bytes, tenant: str, urgent: bool = False) -> Any:
+        """Hand an Export request to the pipeline; its failures as HTTP errors."""
         try:
-            decoded = await self._pipeline.export(signal, body, request["tenant"])
+            return await self._pipeline.export(signal, body, tenant, urgent)
         except LimitExceeded as exc:
             raise HttpError(413, code_pb2.RESOURCE_EXHAUSTED, str(exc)) from None
         except DecodeError as exc:
@@ -382,7 +399,32 @@ class HttpFrontEnd:
                 str(exc),
                 {hdrs.RETRY_AFTER: str(max(1, math.ceil(exc.retry_after)))},
             ) from None
-        return _encode(export_response(signal, decoded), media_type)
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        """One hook call: stored as an ``otel_logs`` row, durable before the ``{}`` answer."""
+        try:
+            if request.method != hdrs.METH_POST:
+                raise HttpError(
+                    405,
+                    code_pb2.UNIMPLEMENTED,
+                    f"{request.method} is not allowed on {HOOKS_PATH}; use POST",
+                    {hdrs.ALLOW: hdrs.METH_POST},
+                )
+            try:
+                body = await read_body(request, self._limit)
+            except HttpError as error:
+                if error.status == 413:
+                    REQUESTS_REJECTED.labels("logs", "too_large").inc()
+                raise
+            try:
+                logs = await asyncio.to_thread(hook_request, body, request.query.get("agent"))
+            except BadHookPayload as exc:
+                REQUESTS_REJECTED.labels("logs", "undecodable").inc()
+                raise _bad_request(str(exc)) from None
+            await self._store("logs", logs, request["tenant"], urgent=True)
+        except HttpError as error:
+            return _error_response(error, JSON)
+        return web.json_response({})
 
     async def _health(self, request: web.Request) -> web.Response:
         if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):

@@ -43,7 +43,9 @@ class Pipeline:
         self._processors = tuple(processors)
         self._limits = limits or Limits()
 
-    async def export(self, signal: str, body: bytes, tenant: str = "") -> Decoded:
+    async def export(
+        self, signal: str, body: bytes, tenant: str = "", urgent: bool = False
+    ) -> Decoded:
         """Make one Export request durable and say what was rejected.
 
         Raises ``google.protobuf.message.DecodeError`` for a body that is not the signal's
@@ -51,6 +53,8 @@ class Pipeline:
         it now (queue full, ClickHouse down and spool full): the client should retry, and
         ``receiver.ingest.limits.LimitExceeded`` for a request over the input limits. ``tenant``
         (from the client's token) is stamped on every resource (``receiver.ingest.limits``).
+        ``urgent`` (hooks: the agent waits for the answer) makes the rows durable at once
+        instead of after the batch interval.
         """
         RECEIVED_BYTES.labels(signal).inc(len(body))
         try:
@@ -66,7 +70,9 @@ class Pipeline:
         for process in self._processors:
             process(decoded)
         share = size // max(len(decoded.rows), 1)
-        waiters = [self._batcher.add(table, rows, share) for table, rows in decoded.rows.items()]
+        waiters = [
+            self._batcher.add(table, rows, share, urgent) for table, rows in decoded.rows.items()
+        ]
         if waiters:
             try:
                 await asyncio.gather(*waiters)

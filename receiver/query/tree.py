@@ -3,7 +3,9 @@ every descendant, rendered as a terminal tree or as JSON (children under ``child
 
 The SQL returns flat nodes, each naming its parent node. A node whose parent span is not a
 node itself (a tool call made inside a subagent, under the subagent's own spans) is attached
-to its nearest ancestor that is a node, found by walking ``agent_spans`` upwards.
+to its nearest ancestor that is a node, found by walking ``agent_spans`` upwards. Hook events
+that only hooks report (waits for a person, tools that never ran, subagents, compactions, how
+a session ended) are ``hook`` nodes under their session (``receiver.query.hook_events``).
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ def build_tree(client: Client, database: str, run_or_trace_id: str) -> list[Node
         reports.get("session_tree").sql, parameters={"database": database, "id": run_or_trace_id}
     )
     nodes = {row[0]: Node(*row) for row in result.result_rows}
+    from receiver.query.hook_events import hook_nodes  # it builds Nodes: imported here
+
+    sessions = [n.id for n in nodes.values() if n.kind == "claude_session"]
+    nodes.update((n.node_id, n) for n in hook_nodes(client, database, sessions))
     dangling = {n.parent_span for n in nodes.values() if n.parent_id and n.parent_id not in nodes}
     parents = _span_parents(client, database, dangling - {""})
     tops: list[Node] = []
@@ -105,16 +111,18 @@ def render_text(tops: list[Node]) -> str:
     def walk(node: Node, prefix: str, last: bool, top: bool) -> None:
         branch = "" if top else ("└─ " if last else "├─ ")
         t = node.totals
-        figures = [f"{node.duration_ms:,.0f} ms"]
+        point = node.kind == "hook" and not node.duration_ms  # a moment, not a span of time
+        figures = [] if point else [f"{node.duration_ms:,.0f} ms"]
         if t["input_tokens"] or t["output_tokens"]:
             figures.append(f"tokens {t['input_tokens']:,.0f} in / {t['output_tokens']:,.0f} out")
         if t["cost_usd"]:
             figures.append(f"${t['cost_usd']:.6f}")
         if t["failures"]:
             figures.append(f"{t['failures']:.0f} failed")
-        if node.detail and node.kind in ("claude_session", "codex_run", "cc_launch"):
+        if node.detail and node.kind in ("claude_session", "codex_run", "cc_launch", "hook"):
             figures.append(node.detail)
-        lines.append(f"{prefix}{branch}{node.name} [{node.kind} {node.id}]  " + ", ".join(figures))
+        line = f"{prefix}{branch}{node.name} [{node.kind} {node.id}]"
+        lines.append(f"{line}  " + ", ".join(figures) if figures else line)
         child_prefix = prefix + ("" if top else ("   " if last else "│  "))
         for i, child in enumerate(node.children):
             walk(child, child_prefix, i == len(node.children) - 1, False)

@@ -1,0 +1,161 @@
+"""The real Claude Code CLI (from the npm cache, as in ``test_e2e_real_clients``) posting its
+http hooks to a real receiver, turned on by ``cc-launch --hooks`` for the one run, against the
+mock model API: the hook rows land, carry the session id of the session's telemetry, join its
+``claude_code.tool_result`` event by ``tool_use_id``, and the secret in the Bash command is
+redacted everywhere. The user's own settings file is untouched and its hooks still run."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+import subprocess
+from pathlib import Path
+
+from clickhouse_connect.driver.client import Client
+
+from receiver.query.tree import build_tree
+
+from .clickhouse_rows import rows, wait_rows
+from .mock_model_apis import EgressBlocker, MockAnthropic, MockOpenAI
+from .receiver_process import ReceiverProcess, wait_for
+from .test_e2e_real_clients import (  # noqa: F401 (real_clis is a fixture)
+    RUN_TIMEOUT_S,
+    RealClis,
+    _cc_launch,
+    _client_env,
+    _codex_home,
+    real_clis,
+)
+
+PROMPT = "run it"
+
+
+def _github_token() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "ghp_" + "".join(secrets.choice(alphabet) for _ in range(36))
+
+
+def test_real_claude_code_http_hooks_land_joined_and_redacted(
+    real_clis: RealClis,  # noqa: F811
+    receiver: ReceiverProcess,
+    client: Client,
+    database: str,
+    tmp_path: Path,
+) -> None:
+    secret = _github_token()
+    command = f"GITHUB_TOKEN={secret} sh -c 'echo hi'"
+    with (
+        MockAnthropic(command) as anthropic,
+        MockOpenAI() as openai,
+        EgressBlocker() as egress,
+    ):
+        env = _client_env(
+            tmp_path, real_clis, anthropic, _codex_home(tmp_path / "codex_home", openai), egress
+        )
+        # The user's own settings, with a hook of their own: cc-launch --hooks must not
+        # change the file, and Claude Code must run both their hook and ours.
+        user_marker = tmp_path / "user_hook_ran"
+        user_settings = Path(env["CLAUDE_CONFIG_DIR"]) / "settings.json"
+        user_settings.write_text(
+            json.dumps(
+                {
+                    "hooks": {
+                        "PreToolUse": [
+                            {
+                                "matcher": "*",
+                                "hooks": [{"type": "command", "command": f"touch {user_marker}"}],
+                            }
+                        ]
+                    }
+                }
+            )
+        )
+        before = user_settings.read_text()
+        work = tmp_path / "work"
+        work.mkdir()
+        run = subprocess.run(
+            [
+                *_cc_launch(),
+                "--endpoint",
+                f"http://{receiver.grpc_target}",
+                "--hooks",
+                "--hooks-url",
+                f"{receiver.http_url}/v1/hooks",
+                "--verbose",
+                "--",
+                "claude",
+                "-p",
+                PROMPT,
+                "--allowedTools",
+                "Bash",
+            ],
+            env=env,
+            cwd=work,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+        )
+        calls = anthropic.describe()
+        assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\n{calls}"
+        assert MockAnthropic.FINAL_TEXT in run.stdout, run.stdout
+        assert "hook events go to" in run.stderr, run.stderr
+    assert user_settings.read_text() == before
+    assert user_marker.exists(), "the user's own PreToolUse hook did not run"
+
+    hooks = wait_rows(
+        client,
+        database,
+        "SELECT EventName, LogAttributes, Body FROM {db}.otel_logs "
+        "WHERE EventName LIKE 'claude_code.hook.%' ORDER BY Timestamp",
+        5,
+    )
+    events = [h["EventName"].rsplit(".", 1)[1] for h in hooks]
+    for expected in ("UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop", "SessionEnd"):
+        assert expected in events, events
+    by_event = {h["EventName"].rsplit(".", 1)[1]: h for h in hooks}
+
+    # Joined to the telemetry: the same session, and the tool call by tool_use_id.
+    def tool_result() -> list[dict[str, str]]:
+        return rows(
+            client,
+            database,
+            "SELECT LogAttributes AS attributes FROM {db}.otel_logs "
+            "WHERE EventName = 'claude_code.tool_result'",
+        )
+
+    (result,) = wait_for(tool_result, 30, "the claude_code.tool_result event")
+    telemetry = result["attributes"]
+    assert {h["LogAttributes"]["session.id"] for h in hooks} == {telemetry["session.id"]}
+    pre, post = by_event["PreToolUse"]["LogAttributes"], by_event["PostToolUse"]["LogAttributes"]
+    assert pre["tool_use_id"] == post["tool_use_id"] == telemetry["tool_use_id"]
+    assert pre["tool_name"] == "Bash"
+    assert by_event["UserPromptSubmit"]["LogAttributes"]["prompt.id"] == telemetry["prompt.id"]
+
+    # The secret in the Bash command is redacted before storage, in the hook rows (body and
+    # attributes) and everywhere else.
+    assert "[REDACTED:" in pre["tool_input"] and secret not in pre["tool_input"]
+    assert "[REDACTED:" in by_event["PreToolUse"]["Body"]
+    leaks = client.query(
+        f"SELECT count() FROM `{database}`.otel_logs WHERE position(Body, {{s:String}}) > 0 "
+        "OR arrayExists(v -> position(v, {s:String}) > 0, mapValues(LogAttributes))",
+        parameters={"s": secret},
+    ).result_rows[0][0]
+    assert leaks == 0
+
+    # The session tree shows how the session ended, which only its SessionEnd hook says.
+    session_id = telemetry["session.id"]
+    reason = by_event["SessionEnd"]["LogAttributes"]["reason"]
+
+    def session_end_node() -> list[str] | None:
+        for top in build_tree(client, database, session_id):
+            for node in [top, *top.children]:
+                if node.kind == "claude_session" and node.id == session_id:
+                    hooks_shown = [c.name for c in node.children if c.kind == "hook"]
+                    return hooks_shown or None
+        return None
+
+    assert wait_for(session_end_node, 30, "the session's hook nodes in the tree") == [
+        f"session ended ({reason})"
+    ]
