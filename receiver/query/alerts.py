@@ -226,6 +226,8 @@ def samples(client: Client, rule: AlertRule, database: str, now: datetime) -> di
     whose value is NULL or NaN are skipped."""
     sql, params = rule_query(rule, database, now)
     result = client.query(sql, parameters=params)
+    if not result.result_rows:  # no rows come with no column names either
+        return {}
     columns = list(result.column_names)
     labels = label_columns(rule, columns, [t.name for t in result.column_types])
     value_at = columns.index(rule.column)
