@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     from receiver.query.reports import add_commands as add_report_commands
 
     add_report_commands(commands, _settings_flags)  # report NAME, reports, sessions
+    from receiver.query.alert_commands import add_commands as add_alert_commands
+
+    add_alert_commands(commands, _settings_flags)  # alerts [test NAME]
     return parser
 
 
@@ -128,6 +131,7 @@ def _run_clickhouse(settings: Settings) -> int:
 
 def _run_schema_apply(settings: Settings) -> int:
     from receiver.daemon import start_embedded_clickhouse
+    from receiver.store.codex_prices import store_prices
     from receiver.store.credentials import clickhouse_credentials
     from receiver.store.schema import apply_schema
     from receiver.store.sink import connect
@@ -139,6 +143,7 @@ def _run_schema_apply(settings: Settings) -> int:
         else:
             client = connect(settings.clickhouse_url, credentials=clickhouse_credentials(settings))
         applied = apply_schema(client, settings.clickhouse_database, settings)
+        store_prices(client, settings.clickhouse_database, settings.codex_prices)
         print(
             f"schema is current in database {settings.clickhouse_database!r}; newly applied: "
             + (", ".join(applied) or "none")
@@ -190,6 +195,12 @@ def _run_reports(settings: Settings, args: argparse.Namespace) -> int:
     return run_command(settings, args, query_url(settings), lambda: _query_client(settings))
 
 
+def _run_alerts(settings: Settings, args: argparse.Namespace) -> int:
+    from receiver.query.alert_commands import run_command
+
+    return run_command(settings, args, lambda: _query_client(settings))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if k in Settings.__dataclass_fields__}
@@ -208,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report": lambda settings: _run_reports(settings, args),
         "reports": lambda settings: _run_reports(settings, args),
         "sessions": lambda settings: _run_reports(settings, args),
+        "alerts": lambda settings: _run_alerts(settings, args),
     }
     try:
         return runner[args.command](settings)

@@ -317,3 +317,62 @@ def test_a_hanging_webhook_does_not_delay_ingest_and_is_counted(
     finally:
         webhook.release.set()
         assert receiver.stop() == 0
+
+
+def _cli(clickhouse_url: str, database: str, rules: list[dict[str, Any]], *args: str) -> Any:
+    env = {
+        **os.environ,
+        "OTEL_RECEIVER_ALERTS": json.dumps(rules),
+        "OTEL_RECEIVER_CLICKHOUSE_DATABASE": database,
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "receiver.cli",
+            "alerts",
+            *args,
+            "--clickhouse-url",
+            clickhouse_url,
+            "--format",
+            "json",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_cli_lists_state_and_last_notification_and_tests_a_rule_without_sending(
+    clickhouse_url: str, client: Client, schema: str, webhook: Webhook
+) -> None:
+    table = {
+        "name": "daily-cost-per-user",
+        "query": "SELECT user, sum(usd) AS value FROM {database:Identifier}.spend GROUP BY user",
+        "above": 50,
+        "notify": [webhook.url],
+        "summary": "{user} spent ${value:.2f} today",
+    }
+    rule = parse_rules([table])[0]
+    _spend(client, schema, "ann", 60.0)
+    evaluator = _evaluator(clickhouse_url, schema, rule)
+    evaluator.evaluate(rule, T0)
+    evaluator.stop()
+
+    (listed,) = _cli(clickhouse_url, schema, [table])
+    assert listed["alert"] == "daily-cost-per-user" and listed["state"] == "firing"
+    assert listed["value"] == 60.0 and listed["firing"] == 1
+    assert listed["last_notification"]["state"] == "firing"
+    assert listed["last_notification"]["outcome"] == "sent"
+
+    _spend(client, schema, "bob", 70.0)
+    tested = _cli(clickhouse_url, schema, [table], "test", "daily-cost-per-user")
+    by_user = {s["labels"]["user"]: s for s in tested["label_sets"]}
+    assert by_user["ann"]["stored_state"] == "firing" and by_user["ann"]["would_send"] is None
+    assert by_user["bob"]["next_state"] == "firing"
+    assert by_user["bob"]["would_send"]["summary"] == "bob spent $70.00 today"
+    assert len(webhook.bodies) == 1  # the test sent nothing
