@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from receiver.config import ConfigError, Settings
+from receiver.config import ConfigError, Settings, load_settings
 from receiver.ingest.otlp import SERVICES
 from receiver.query.alert_rules import parse_rules
 from receiver.query.alerts import AlertEvaluator, check_rules
@@ -376,3 +376,17 @@ def test_cli_lists_state_and_last_notification_and_tests_a_rule_without_sending(
     assert by_user["bob"]["next_state"] == "firing"
     assert by_user["bob"]["would_send"]["summary"] == "bob spent $70.00 today"
     assert len(webhook.bodies) == 1  # the test sent nothing
+
+
+def test_every_ready_made_rule_is_accepted_by_clickhouse(client: Client, schema: str) -> None:
+    example = REPO / "config" / "alerts.example.toml"
+    rules = load_settings(environ={"OTEL_RECEIVER_ALERTS": str(example)}).alerts
+    assert {r.name for r in rules} >= {
+        "daily-cost-per-user",
+        "cost-per-task",
+        "api-error-rate",
+        "rate-limited",
+        "codex-run-failed",
+        "waiting-for-a-person",
+    }
+    check_rules(client, schema, rules)

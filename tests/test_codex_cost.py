@@ -8,6 +8,7 @@ import copy
 import json
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,14 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
+from receiver.config import load_settings
 from receiver.ingest.otlp import SERVICES
 from receiver.query import reports
+from receiver.query.alerts import samples
 from receiver.query.tree import build_tree
 
 from .capture import Replay, replay
-from .receiver_process import ReceiverProcess, wait_for
+from .receiver_process import REPO, ReceiverProcess, wait_for
 
 PRICES = {"input": 3.0, "cached_input": 0.5, "output": 20.0, "reasoning": 40.0}  # USD / 1M
 MODEL = "gpt-5.4"  # what the captured codex run used
@@ -179,3 +182,19 @@ def test_the_tree_totals_say_they_include_the_estimate(
 
     first_line = render_text([top]).splitlines()[0]
     assert "codex est. $" in first_line and "(incl. estimate)" in first_line
+
+
+def test_the_ready_made_cost_rule_adds_claude_cost_and_codex_estimate_per_user(
+    client: Client, database: str, loaded: tuple[Replay, float]
+) -> None:
+    capture, expected = loaded
+    example = REPO / "config" / "alerts.example.toml"
+    rules = {
+        r.name: r for r in load_settings(environ={"OTEL_RECEIVER_ALERTS": str(example)}).alerts
+    }
+    (session,) = [r for r in _report(client, database, "sessions") if r["id"] == capture.session]
+    now = datetime.now(UTC)
+    found = samples(client, rules["daily-cost-per-user"], database, now)
+    assert {tuple(labels.items()): value for labels, value in found.values()} == {
+        (("user", session["user"]),): pytest.approx(session["cost_usd"] + expected, abs=1e-6)
+    }
