@@ -26,7 +26,8 @@ from clickhouse_connect.driver.client import Client
 from receiver.config import ConfigError, Settings, load_settings
 from receiver.ingest.otlp import SERVICES
 from receiver.query.alert_rules import parse_rules
-from receiver.query.alerts import AlertEvaluator, check_rules
+from receiver.query.alerts import AlertEvaluator, check_rules, samples
+from receiver.store.codex_prices import DEFAULT_PRICES, store_prices
 from receiver.store.schema import apply_schema
 from receiver.store.sink import connect
 
@@ -390,3 +391,44 @@ def test_every_ready_made_rule_is_accepted_by_clickhouse(client: Client, schema:
         "waiting-for-a-person",
     }
     check_rules(client, schema, rules)
+
+
+def test_a_rule_may_name_a_report_with_its_text_columns_as_labels(
+    client: Client, schema: str
+) -> None:
+    rule = parse_rules(
+        [
+            {
+                "name": "model-cost-today",
+                "report": "tokens_by_model",
+                "column": "total_cost_incl_est_usd",
+                "params": {"since": "today"},
+                "above": 10,
+                "summary": "{agent} {model} cost ${value:.2f} on {day}",
+            }
+        ]
+    )[0]
+    check_rules(client, schema, [rule])
+    now = datetime.now(UTC)
+    client.insert(
+        "otel_logs",
+        [
+            (
+                now - timedelta(seconds=5),
+                "codex.sse_event",
+                {
+                    "event.kind": "response.completed",
+                    "model": "gpt-5.4",
+                    "input_token_count": "4000000",
+                    "output_token_count": "0",
+                },
+            )
+        ],
+        column_names=["Timestamp", "EventName", "LogAttributes"],
+        database=schema,
+    )
+    store_prices(client, schema, DEFAULT_PRICES)
+    found = list(samples(client, rule, schema, now).values())
+    assert found == [
+        ({"day": now.date().isoformat(), "agent": "codex", "model": "gpt-5.4"}, 10.0)
+    ]  # 4M input tokens at $2.50: labels day, agent, model; the figures are not labels

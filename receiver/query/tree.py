@@ -112,13 +112,14 @@ def render_text(tops: list[Node]) -> str:
         figures = [f"{node.duration_ms:,.0f} ms"]
         if t["input_tokens"] or t["output_tokens"]:
             figures.append(f"tokens {t['input_tokens']:,.0f} in / {t['output_tokens']:,.0f} out")
-        if t["cost_usd"] and not t["codex_est_cost_usd"]:
-            figures.append(f"claude ${t['cost_usd']:.6f}")
-        elif t["codex_est_cost_usd"]:
-            figures.append(
-                f"claude ${t['cost_usd']:.6f} + codex est. ${t['codex_est_cost_usd']:.6f}"
-                f" = ${t['total_cost_incl_est_usd']:.6f} (incl. estimate)"
-            )
+        costs = [f"claude ${t['cost_usd']:.6f}"] if t["cost_usd"] else []
+        if t["codex_est_cost_usd"]:
+            costs.append(f"codex est. ${t['codex_est_cost_usd']:.6f}")
+        if len(costs) == 2:
+            costs = [
+                f"{costs[0]} + {costs[1]} = ${t['total_cost_incl_est_usd']:.6f} (incl. estimate)"
+            ]
+        figures.extend(costs)
         if t["failures"]:
             figures.append(f"{t['failures']:.0f} failed")
         if node.detail and node.kind in ("claude_session", "codex_run", "cc_launch"):
