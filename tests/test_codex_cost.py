@@ -113,11 +113,12 @@ def loaded(
                 assert answer.status == 200
         wait_for(
             lambda: client.query(
-                f"SELECT count() FROM {database}.agent_runs FINAL WHERE RunId = %(s)s",
+                f"SELECT count() FROM {database}.agent_runs FINAL "
+                "WHERE Kind = 'codex_run' AND ParentRunId = %(s)s",
                 parameters={"s": capture.session},
             ).result_rows[0][0],
             60,
-            "the Claude session in agent_runs",
+            "the codex run stitched under the Claude session in agent_runs",
         )
         yield capture, expected
     finally:

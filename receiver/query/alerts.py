@@ -439,8 +439,8 @@ class AlertEvaluator:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout)
-        if self._store:
-            self._store.client.close()
+        if self._store and not (self._thread and self._thread.is_alive()):
+            self._store.client.close()  # else the thread is stuck on a webhook: it exits with us
 
     def _run(self) -> None:
         due = dict.fromkeys(self.rules, 0.0)
@@ -493,12 +493,9 @@ class AlertEvaluator:
         worst = max(
             (s.state for _, s in evaluation.steps), key=lambda s: _RANK[s.state], default=None
         )
-        summary = store.rule_summary(
-            rule.name,
-            worst.state if worst else "ok",
-            max((v for _, v in current.values()), default=0.0),
-            "",
-        )
+        values = [v for _, v in current.values()]
+        extreme = (min if rule.below is not None else max)(values, default=0.0)
+        summary = store.rule_summary(rule.name, worst.state if worst else "ok", extreme, "")
         store.write_states(rule.name, changed, summary)
         FIRING.labels(rule.name).set(sum(s.state.state == "firing" for _, s in evaluation.steps))
         EVALUATIONS.labels(rule.name, "ok").inc()
