@@ -8,7 +8,8 @@
 --   claim: who evaluates a rule's time slot or sends a notification (Key names it). Claims are
 --          inserted with insert_deduplication_token = Key, so only the first insert of a Key
 --          is stored; every receiver reads back the row to learn which one won. A
---          notification claim's Detail is the JSON sent and Outcome claimed | sent | failed.
+--          notification claim's Detail is the JSON sent and Outcome claimed | sent | failed |
+--          no_webhook (a rule without notify URLs).
 -- The newest Version wins (query with FINAL), except claims: the oldest row is the winner.
 -- ttl_column: toDateTime(UpdatedAt)
 CREATE TABLE IF NOT EXISTS "${database}"."alert_state" ${cluster} (

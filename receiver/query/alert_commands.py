@@ -72,8 +72,9 @@ def run_command(settings: Any, args: argparse.Namespace, connect: Callable[[], C
                 if row["firing"] or row["pending"]
                 else ""
             )
-            + f"  value {row['value']:g} {rule.condition}  every {rule.every:g}s"
-            + (f"  evaluated {row['evaluated_at']}" if row["evaluated_at"] else "  never evaluated")
+            + (f"  value {row['value']:g}" if row["evaluated_at"] else "")
+            + f"  (alert when value {rule.condition}, every {rule.every:g}s)"
+            + (f"  evaluated {row['evaluated_at']}" if row["evaluated_at"] else "")
             + (
                 f"  last notification {last['state']} {last['outcome']} at {last['at']}"
                 if last

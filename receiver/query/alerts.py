@@ -520,7 +520,7 @@ class AlertEvaluator:
             if rule.notify
             else True
         )
-        outcome = "sent" if delivered else "failed"
+        outcome = ("sent" if delivered else "failed") if rule.notify else "no_webhook"
         log.info(
             "alert_notified",
             alert=rule.name,
