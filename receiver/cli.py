@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     from receiver.agents.hook_settings import add_commands as add_hooks_commands
 
     add_hooks_commands(commands, _settings_flags)  # hooks install|uninstall
+    from receiver.query.alert_commands import add_commands as add_alert_commands
+
+    add_alert_commands(commands, _settings_flags)  # alerts [test NAME]
     return parser
 
 
@@ -147,6 +150,7 @@ def _run_clickhouse(settings: Settings) -> int:
 
 def _run_schema_apply(settings: Settings, migrate: bool = False) -> int:
     from receiver.daemon import start_embedded_clickhouse
+    from receiver.store.codex_prices import store_prices
     from receiver.store.credentials import clickhouse_credentials
     from receiver.store.drift import check_schema
     from receiver.store.schema import apply_schema
@@ -161,6 +165,7 @@ def _run_schema_apply(settings: Settings, migrate: bool = False) -> int:
         applied = apply_schema(client, settings.clickhouse_database, settings)
         for change in check_schema(client, settings.clickhouse_database, settings, migrate):
             print(f"migrated: {change}")
+        store_prices(client, settings.clickhouse_database, settings.codex_prices)
         print(
             f"schema is current in database {settings.clickhouse_database!r}; newly applied: "
             + (", ".join(applied) or "none")
@@ -224,6 +229,13 @@ def _run_hooks(settings: Settings, args: argparse.Namespace) -> int:
     return run_command(args, settings.http_listen)
 
 
+def _run_alerts(settings: Settings, args: argparse.Namespace) -> int:
+    from receiver.query.alert_commands import run_command
+    from receiver.query.target import query_target
+
+    return run_command(settings, args, lambda: query_target(settings).connect())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if k in Settings.__dataclass_fields__}
@@ -244,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reports": lambda settings: _run_reports(settings, args),
         "sessions": lambda settings: _run_reports(settings, args),
         "hooks": lambda settings: _run_hooks(settings, args),
+        "alerts": lambda settings: _run_alerts(settings, args),
     }
     try:
         return runner[args.command](settings)

@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from receiver.query.alert_rules import AlertRule, parse_rules
+from receiver.store.codex_prices import DEFAULT_PRICES, CodexPrice, parse_prices
+
 ENV_PREFIX = "OTEL_RECEIVER_"
 DEFAULT_CONFIG_FILE = Path("config/receiver.toml")
 
@@ -179,6 +182,14 @@ class Settings:
     metrics_listen: str = _setting(
         "127.0.0.1:9464", "metrics.listen", "Prometheus /metrics address; empty disables it"
     )
+    alerts: tuple[AlertRule, ...] = _setting(
+        (), "alerts", "alert rules: [[alerts]] tables (env: a JSON list or a TOML/JSON file)"
+    )
+    codex_prices: dict[str, CodexPrice] = _setting(
+        DEFAULT_PRICES,
+        "codex_prices",
+        "Codex USD per 1M tokens by model, over the shipped defaults (env: JSON or a file)",
+    )
 
     @property
     def clickhouse_data_dir(self) -> Path:
@@ -217,6 +228,11 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
     JSON object in the environment.
     """
     kind = FIELDS[name].type
+    if name in _STRUCTURED:
+        try:
+            return _STRUCTURED[name](_json_or_file(raw, name) if isinstance(raw, str) else raw)
+        except ValueError as exc:
+            raise ConfigError(f"{exc} ({source})") from None
     try:
         if kind == "tuple[str, ...]":
             items = raw.split(",") if isinstance(raw, str) else raw
@@ -249,6 +265,30 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         return raw
     except (TypeError, ValueError):
         raise ConfigError(f"{name} ({source}): expected {kind}, got {raw!r}") from None
+
+
+_STRUCTURED = {"alerts": parse_rules, "codex_prices": parse_prices}
+
+
+def _json_or_file(text: str, key: str) -> Any:
+    """An environment value for a structured setting: JSON, or the path of a TOML/JSON file
+    holding it (as the TOML config does: ``[[alerts]]``, ``[codex_prices."<model>"]``)."""
+    stripped = text.strip()
+    if stripped.startswith(("[", "{")):
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{key}: not valid JSON ({exc})") from None
+    path = Path(stripped)
+    try:
+        content = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"{key}: cannot read {path} ({exc.strerror or exc})") from None
+    try:
+        doc = json.loads(content) if path.suffix == ".json" else tomllib.loads(content)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{key}: {path} is not valid TOML or JSON ({exc})") from None
+    return doc.get(key, doc) if isinstance(doc, dict) else doc
 
 
 def _flatten_toml(doc: Mapping[str, Any], path: str) -> dict[str, Any]:

@@ -32,6 +32,8 @@ from receiver.ops.ports import check_free, check_listen_free
 from receiver.ops.selfmetrics import QUEUE_BYTES, SPOOL_BYTES, SPOOL_FILES, MetricsServer, watch
 from receiver.processors.redact import Redactor
 from receiver.processors.stitch import RunResolver, stitch
+from receiver.query.alerts import AlertEvaluator, check_rules
+from receiver.store.codex_prices import store_prices
 from receiver.store.credentials import Credentials, clickhouse_credentials, safe_url
 from receiver.store.drift import check_schema
 from receiver.store.embedded import EmbeddedClickHouse
@@ -79,6 +81,7 @@ class Receiver:
     authenticator: Authenticator | None = None
     metrics: MetricsServer | None = None
     health: Health | None = None
+    alerts: AlertEvaluator | None = None
 
     @property
     def clickhouse_url(self) -> str:
@@ -145,6 +148,9 @@ class Receiver:
         log.info(
             "schema_ready", database=s.clickhouse_database, newly_applied=applied, changed=migrated
         )
+        # Alert rules are checked by ClickHouse before anything is accepted (a bad one: exit 2).
+        await asyncio.to_thread(check_rules, client, s.clickhouse_database, s.alerts)
+        await asyncio.to_thread(store_prices, client, s.clickhouse_database, s.codex_prices)
         self.sink = ClickHouseSink(client, s.clickhouse_database)
         spool = Spool(s.spool_dir, s.spool_max_bytes)
         if len(spool):
@@ -208,6 +214,9 @@ class Receiver:
         await self.grpc.start()
         if self.http:
             await self.http.start()
+        if s.alerts:  # on its own thread with its own client: never on this event loop
+            self.alerts = AlertEvaluator(self.connect, s.clickhouse_database, s.alerts)
+            self.alerts.start()
         log.info(
             "receiver_started",
             grpc_port=self.grpc.port,
@@ -221,6 +230,7 @@ class Receiver:
             client_certificates=bool(s.tls_client_ca_file),
             auth_tokens=len(tokens),
             spool_dir=str(s.spool_dir),
+            alert_rules=len(s.alerts),
         )
 
     async def stop(self) -> None:
@@ -230,6 +240,8 @@ class Receiver:
         the whole shutdown is bounded by ``shutdown_timeout``.
         """
         deadline = asyncio.get_running_loop().time() + self.settings.shutdown_timeout
+        if self.alerts:
+            await asyncio.to_thread(self.alerts.stop, 2.0)
         try:
             async with asyncio.timeout_at(deadline - 1.0):
                 http_stopping = asyncio.create_task(self.http.stop()) if self.http else None

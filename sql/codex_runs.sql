@@ -12,7 +12,9 @@
 --   (cc.launch.id), start, end, duration_s (first to last telemetry in the window), models,
 --   prompts, api_calls (failed ones included), api_errors, input_tokens, output_tokens,
 --   cache_read_tokens (cached input, included in input_tokens), reasoning_tokens (included in
---   output_tokens), tool_calls, tool_failures. Every figure counts what happened in the window.
+--   output_tokens), codex_est_cost_usd (an estimate: tokens times the price table codex_prices,
+--   README "Costs"; codex reports no cost), tool_calls, tool_failures. Every figure counts what
+--   happened in the window.
 -- Sources (the same as the codex rows of `sessions` and `tokens_by_model`):
 --   Tokens: the log events codex.sse_event (event.kind = response.completed), which name their
 --   run (conversation.id, plus agent.run.id on the resource with the shim) even without the
@@ -22,14 +24,29 @@
 --   Parent: by span link first (a codex span, e.g. codex.exec, whose parent span is a Claude
 --   Code span), else the shim's resource attributes agent.parent.session.id and
 --   agent.parent.span.id.
--- Table: run_id, parent_session, parent_via, launch_id, start, duration_s, models, prompts, api_calls, api_errors, input_tokens, output_tokens, cache_read_tokens, reasoning_tokens, tool_calls, tool_failures
+-- Table: run_id, parent_session, parent_via, launch_id, start, duration_s, models, prompts, api_calls, api_errors, input_tokens, output_tokens, cache_read_tokens, reasoning_tokens, codex_est_cost_usd, tool_calls, tool_failures
 WITH
+    (SELECT CAST((groupArray(Model), groupArray((Input, CachedInput, Output, Reasoning))),
+                 'Map(String, Tuple(Float64, Float64, Float64, Float64))')
+     FROM {database:Identifier}.codex_prices
+     WHERE LoadedAt = (SELECT max(LoadedAt) FROM {database:Identifier}.codex_prices))
+        AS codex_prices,  -- USD per 1M tokens: uncached input, cached input, output, reasoning
     events AS (
         SELECT if(ResourceAttributes['agent.run.id'] != '', ResourceAttributes['agent.run.id'],
                   LogAttributes['conversation.id']) AS run_id,
                EventName AS name, LogAttributes AS a, ResourceAttributes AS r, Timestamp AS ts,
                name = 'codex.sse_event' AND a['event.kind'] = 'response.completed'
-                   AND a['input_token_count'] != '' AS completed
+                   AND a['input_token_count'] != '' AS completed,
+               if(completed,
+                  (greatest(toFloat64OrZero(a['input_token_count'])
+                            - toFloat64OrZero(a['cached_token_count']), 0)
+                       * codex_prices[a['model']].1
+                   + toFloat64OrZero(a['cached_token_count']) * codex_prices[a['model']].2
+                   + greatest(toFloat64OrZero(a['output_token_count'])
+                              - toFloat64OrZero(a['reasoning_token_count']), 0)
+                       * codex_prices[a['model']].3
+                   + toFloat64OrZero(a['reasoning_token_count']) * codex_prices[a['model']].4)
+                  / 1e6, 0.) AS codex_est
         FROM {database:Identifier}.otel_logs
         WHERE Timestamp >= {since:DateTime64(9)} AND Timestamp < {until:DateTime64(9)}
           AND startsWith(EventName, 'codex.')
@@ -77,6 +94,7 @@ WITH
                sumIf(toFloat64OrZero(a['output_token_count']), completed) AS output,
                sumIf(toFloat64OrZero(a['cached_token_count']), completed) AS cache_read,
                sumIf(toFloat64OrZero(a['reasoning_token_count']), completed) AS reasoning,
+               sum(codex_est) AS codex_est,
                anyIf(r['agent.parent.session.id'], r['agent.parent.session.id'] != '') AS stamped,
                anyIf(r['agent.parent.span.id'], r['agent.parent.span.id'] != '') AS stamped_span,
                anyIf(if(r['cc.launch.id'] != '', r['cc.launch.id'], a['cc.launch.id']),
@@ -87,7 +105,7 @@ WITH
         UNION ALL
         SELECT run_id, min(Timestamp),
                max(addNanoseconds(Timestamp, toInt64(least(Duration, 4611686018427387904)))),
-               anyIf(thread, thread != ''), [], 0, 0, 0, 0, 0, 0., 0., 0., 0.,
+               anyIf(thread, thread != ''), [], 0, 0, 0, 0, 0, 0., 0., 0., 0., 0.,
                anyIf(r['agent.parent.session.id'], r['agent.parent.session.id'] != ''),
                anyIf(r['agent.parent.span.id'], r['agent.parent.span.id'] != ''),
                anyIf(r['cc.launch.id'], r['cc.launch.id'] != '')
@@ -110,6 +128,7 @@ WITH
                toUInt64(round(f.output)) AS output_tokens,
                toUInt64(round(f.cache_read)) AS cache_read_tokens,
                toUInt64(round(f.reasoning)) AS reasoning_tokens,
+               round(f.codex_est, 6) AS codex_est_cost_usd,
                f.tool_calls AS tool_calls, f.tool_failures AS tool_failures
         FROM (
             SELECT run_id, min(first) AS start, max(last) AS end,
@@ -119,7 +138,7 @@ WITH
                    sum(api_errors) AS api_errors, sum(tool_calls) AS tool_calls,
                    sum(tool_failures) AS tool_failures, sum(input) AS input,
                    sum(output) AS output, sum(cache_read) AS cache_read,
-                   sum(reasoning) AS reasoning,
+                   sum(reasoning) AS reasoning, sum(codex_est) AS codex_est,
                    anyIf(stamped, stamped != '') AS stamped,
                    anyIf(stamped_span, stamped_span != '') AS stamped_span,
                    anyIf(launch, launch != '') AS launch

@@ -5,8 +5,10 @@
 --   {id:String}            a cc.launch id, Claude session id, codex run id, or trace id; the
 --                          tree shown is the whole family the run belongs to (from its top)
 -- Returns one row per node: node_id, parent_id ('' for the top), kind, id, name, start,
--- duration_ms, input_tokens, output_tokens, cost_usd, failures (the node's own figures;
--- `otel-receiver tree` adds descendants' figures into totals).
+-- duration_ms, input_tokens, output_tokens, cost_usd (Claude Code's reported cost),
+-- codex_est_cost_usd (codex runs: the estimate from the price table codex_prices, README
+-- "Costs"), failures (the node's own figures; `otel-receiver tree` adds descendants' figures
+-- into totals).
 -- Sources: runs and parents from agent_runs (see receiver/stitch.py); interactions and tool
 -- calls from otel_traces spans; tokens and cost from log events, which Claude Code and Codex
 -- send even with tracing off: claude_code.api_request (input/output tokens, cost_usd) on the
@@ -15,6 +17,11 @@
 -- claude_code.api_error. A node whose parent span is not itself a node (e.g. a tool call made
 -- by a subagent) has parent_span set; the CLI attaches it to the nearest ancestor node.
 WITH
+    (SELECT CAST((groupArray(Model), groupArray((Input, CachedInput, Output, Reasoning))),
+                 'Map(String, Tuple(Float64, Float64, Float64, Float64))')
+     FROM {database:Identifier}.codex_prices
+     WHERE LoadedAt = (SELECT max(LoadedAt) FROM {database:Identifier}.codex_prices))
+        AS codex_prices,  -- USD per 1M tokens: uncached input, cached input, output, reasoning
     runs AS (
         SELECT RunId, Kind, ParentRunId, ParentSpanId, Resolution, OrphanReason, LaunchId,
                TaskId, TicketId, ThreadId, TraceIds, FirstSeen, LastSeen
@@ -81,7 +88,7 @@ SELECT * FROM (
            'cc.launch (no launch span received)' AS name,
            toDateTime64(0, 9) AS start, 0. AS duration_ms,
            toUInt64(0) AS input_tokens, toUInt64(0) AS output_tokens, 0. AS cost_usd,
-           toUInt64(0) AS failures, '' AS detail
+           0. AS codex_est_cost_usd, toUInt64(0) AS failures, '' AS detail
     FROM top_placeholder
 
     UNION ALL
@@ -97,7 +104,8 @@ SELECT * FROM (
                           if(f.TicketId != '', concat(' ticket ', f.TicketId), ''))),
            f.FirstSeen,
            (toUnixTimestamp64Nano(f.LastSeen) - toUnixTimestamp64Nano(f.FirstSeen)) / 1e6,
-           toUInt64(tokens.input), toUInt64(tokens.output), tokens.cost, toUInt64(tokens.failures),
+           toUInt64(tokens.input), toUInt64(tokens.output), tokens.cost, tokens.codex_est,
+           toUInt64(tokens.failures),
            concat('resolution=', f.Resolution,
                   if(f.OrphanReason != '', concat(' (', f.OrphanReason, ')'), ''),
                   if(f.ParentSpanId != '', concat(' parent_span=', f.ParentSpanId), ''))
@@ -110,6 +118,7 @@ SELECT * FROM (
                sumIf(toUInt64OrZero(a['input_tokens']), EventName = 'claude_code.api_request') AS input,
                sumIf(toUInt64OrZero(a['output_tokens']), EventName = 'claude_code.api_request') AS output,
                sumIf(toFloat64OrZero(a['cost_usd']), EventName = 'claude_code.api_request') AS cost,
+               0. AS codex_est,
                countIf(EventName = 'claude_code.api_error') AS failures
         FROM claude_logs GROUP BY RunId
         UNION ALL
@@ -117,6 +126,15 @@ SELECT * FROM (
                sumIf(toUInt64OrZero(a['input_token_count']), EventName = 'codex.sse_event'),
                sumIf(toUInt64OrZero(a['output_token_count']), EventName = 'codex.sse_event'),
                0.,
+               sumIf((greatest(toFloat64OrZero(a['input_token_count'])
+                               - toFloat64OrZero(a['cached_token_count']), 0)
+                          * codex_prices[a['model']].1
+                      + toFloat64OrZero(a['cached_token_count']) * codex_prices[a['model']].2
+                      + greatest(toFloat64OrZero(a['output_token_count'])
+                                 - toFloat64OrZero(a['reasoning_token_count']), 0)
+                          * codex_prices[a['model']].3
+                      + toFloat64OrZero(a['reasoning_token_count']) * codex_prices[a['model']].4)
+                     / 1e6, EventName = 'codex.sse_event'),
                countIf(EventName = 'codex.api_request'
                        AND toUInt16OrZero(a['http.response.status_code']) >= 400)
         FROM codex_logs GROUP BY RunId
@@ -132,7 +150,7 @@ SELECT * FROM (
            if(s.SpanName = 'claude_code.interaction',
               concat('interaction #', s.a['interaction.sequence']),
               s.a['tool_name']),
-           s.Timestamp, s.Duration / 1e6, 0, 0, 0., toUInt64(ifNull(tf.Failures, 0)),
+           s.Timestamp, s.Duration / 1e6, 0, 0, 0., 0., toUInt64(ifNull(tf.Failures, 0)),
            if(s.SpanName = 'claude_code.tool', s.a['tool_use_id'], '')
     FROM claude_spans AS s
     LEFT JOIN tool_failures AS tf ON tf.ToolUseId = s.a['tool_use_id'] AND s.SpanName = 'claude_code.tool'
@@ -140,7 +158,7 @@ SELECT * FROM (
 
     UNION ALL
     SELECT concat('span:', t.SpanId), concat('run:', t.RunId), '', 'codex_turn', t.SpanId,
-           concat('turn ', t.TurnId), t.Timestamp, t.Duration / 1e6, 0, 0, 0., 0, ''
+           concat('turn ', t.TurnId), t.Timestamp, t.Duration / 1e6, 0, 0, 0., 0., 0, ''
     FROM (
         SELECT s.SpanId AS SpanId, s.RunId AS RunId, s.Timestamp AS Timestamp, s.Duration AS Duration,
                o.SpanAttributes['turn.id'] AS TurnId
@@ -153,7 +171,7 @@ SELECT * FROM (
     UNION ALL
     SELECT concat('log:', toString(cityHash64(RunId, Timestamp, a['call_id']))),
            concat('run:', RunId), '', 'codex_tool_call', a['call_id'], a['tool_name'],
-           Timestamp, toFloat64OrZero(a['duration_ms']), 0, 0, 0.,
+           Timestamp, toFloat64OrZero(a['duration_ms']), 0, 0, 0., 0.,
            toUInt64(a['success'] = 'false'), ''
     FROM codex_logs WHERE EventName = 'codex.tool_result'
 )

@@ -11,7 +11,11 @@
 --   session that spawned it), start, end, duration_s (first to last telemetry in the window),
 --   user (Claude user.id; codex carries none), models, prompts, api_calls (requests made,
 --   failed ones included), api_errors, input_tokens, output_tokens, cache_read_tokens,
---   cache_creation_tokens, reasoning_tokens, cost_usd, active_time_s, tool_calls,
+--   cache_creation_tokens, reasoning_tokens, cost_usd (Claude Code's reported cost; 0 for
+--   codex), codex_est_cost_usd (the Codex estimate: tokens times the price table codex_prices,
+--   README "Costs"), total_cost_incl_est_usd (includes an estimate: cost_usd +
+--   codex_est_cost_usd, plus for a Claude session the estimate of its codex runs),
+--   active_time_s, tool_calls,
 --   tool_failures, codex_children (codex runs spawned by the session), launch_id (cc.launch.id),
 --   waits and wait_s (times and seconds the session waited for a person: from a Notification
 --   hook with notification_type permission_prompt or idle_prompt to the next PostToolUse,
@@ -30,8 +34,13 @@
 --   Parent session of a codex run: by span link first (a codex span whose parent span is a
 --   Claude Code span, e.g. codex.exec under the Bash tool.execution), else the codex shim's
 --   resource attribute agent.parent.session.id.
--- Table: agent, id, parent_session, start, duration_s, user, models, prompts, api_calls, api_errors, input_tokens, output_tokens, cache_read_tokens, cost_usd, tool_calls, tool_failures, codex_children, wait_s
+-- Table: agent, id, parent_session, start, duration_s, user, models, prompts, api_calls, api_errors, input_tokens, output_tokens, cache_read_tokens, cost_usd, codex_est_cost_usd, total_cost_incl_est_usd, tool_calls, tool_failures, codex_children, wait_s
 WITH
+    (SELECT CAST((groupArray(Model), groupArray((Input, CachedInput, Output, Reasoning))),
+                 'Map(String, Tuple(Float64, Float64, Float64, Float64))')
+     FROM {database:Identifier}.codex_prices
+     WHERE LoadedAt = (SELECT max(LoadedAt) FROM {database:Identifier}.codex_prices))
+        AS codex_prices,  -- USD per 1M tokens: uncached input, cached input, output, reasoning
     claude_points AS (
         -- metric increments, one row per point: the view metric_increments
         -- (schema/0015_metric_increments.sql) holds the cumulative-to-delta rule
@@ -48,7 +57,17 @@ WITH
                      LogAttributes['conversation.id'])) AS run_id,
                EventName AS name, LogAttributes AS a, ResourceAttributes AS r, Timestamp AS ts,
                name = 'codex.sse_event' AND a['event.kind'] = 'response.completed'
-                   AND a['input_token_count'] != '' AS completed
+                   AND a['input_token_count'] != '' AS completed,
+               if(completed,
+                  (greatest(toFloat64OrZero(a['input_token_count'])
+                            - toFloat64OrZero(a['cached_token_count']), 0)
+                       * codex_prices[a['model']].1
+                   + toFloat64OrZero(a['cached_token_count']) * codex_prices[a['model']].2
+                   + greatest(toFloat64OrZero(a['output_token_count'])
+                              - toFloat64OrZero(a['reasoning_token_count']), 0)
+                       * codex_prices[a['model']].3
+                   + toFloat64OrZero(a['reasoning_token_count']) * codex_prices[a['model']].4)
+                  / 1e6, 0.) AS codex_est
         FROM {database:Identifier}.otel_logs
         WHERE Timestamp >= {since:DateTime64(9)} AND Timestamp < {until:DateTime64(9)}
           AND (startsWith(EventName, 'claude_code.') OR startsWith(EventName, 'codex.'))
@@ -100,7 +119,7 @@ WITH
                sumIf(toFloat64OrZero(a['cached_token_count']), completed) AS cache_read,
                sumIf(toFloat64OrZero(a['cache_write_token_count']), completed) AS cache_creation,
                sumIf(toFloat64OrZero(a['reasoning_token_count']), completed) AS reasoning,
-               0. AS cost, 0. AS active_time,
+               0. AS cost, 0. AS active_time, sum(codex_est) AS codex_est,
                anyIf(r['agent.parent.session.id'], r['agent.parent.session.id'] != '') AS stamped,
                anyIf(if(r['cc.launch.id'] != '', r['cc.launch.id'], a['cc.launch.id']),
                      r['cc.launch.id'] != '' OR a['cc.launch.id'] != '') AS launch
@@ -119,14 +138,14 @@ WITH
                0.,
                sumIf(Delta, MetricName = 'claude_code.cost.usage'),
                sumIf(Delta, MetricName = 'claude_code.active_time.total'),
-               '', ''
+               0., '', ''
         FROM claude_points
         WHERE Attributes['session.id'] != ''
         GROUP BY Attributes['session.id']
         UNION ALL
         SELECT agent, run_id, min(Timestamp),
                max(addNanoseconds(Timestamp, toInt64(least(Duration, 4611686018427387904)))),
-               '', [], 0, 0, 0, 0, 0, 0., 0., 0., 0., 0., 0., 0.,
+               '', [], 0, 0, 0, 0, 0, 0., 0., 0., 0., 0., 0., 0., 0.,
                anyIf(r['agent.parent.session.id'], r['agent.parent.session.id'] != ''),
                anyIf(r['cc.launch.id'], r['cc.launch.id'] != '')
         FROM spans
@@ -147,7 +166,8 @@ WITH
                toUInt64(round(f.cache_read)) AS cache_read_tokens,
                toUInt64(round(f.cache_creation)) AS cache_creation_tokens,
                toUInt64(round(f.reasoning)) AS reasoning_tokens,
-               round(f.cost, 6) AS cost_usd, round(f.active_time, 3) AS active_time_s,
+               round(f.cost, 6) AS cost_usd, round(f.codex_est, 6) AS codex_est_cost_usd,
+               round(f.active_time, 3) AS active_time_s,
                f.tool_calls AS tool_calls, f.tool_failures AS tool_failures,
                f.launch AS launch_id
         FROM (
@@ -160,6 +180,7 @@ WITH
                    sum(output) AS output, sum(cache_read) AS cache_read,
                    sum(cache_creation) AS cache_creation, sum(reasoning) AS reasoning,
                    sum(cost) AS cost, sum(active_time) AS active_time,
+                   sum(codex_est) AS codex_est,
                    anyIf(stamped, stamped != '') AS stamped, anyIf(launch, launch != '') AS launch
             FROM facts
             GROUP BY agent, run_id
@@ -196,7 +217,8 @@ WITH
         GROUP BY w.session
     ),
     children AS (
-        SELECT parent_session, count() AS codex_children
+        SELECT parent_session, count() AS codex_children,
+               sum(codex_est_cost_usd) AS children_codex_est
         FROM runs
         WHERE agent = 'codex' AND parent_session != ''
         GROUP BY parent_session
@@ -207,7 +229,10 @@ SELECT r.agent AS agent, r.id AS id, r.parent_session AS parent_session,
        r.api_errors AS api_errors, r.input_tokens AS input_tokens,
        r.output_tokens AS output_tokens, r.cache_read_tokens AS cache_read_tokens,
        r.cache_creation_tokens AS cache_creation_tokens, r.reasoning_tokens AS reasoning_tokens,
-       r.cost_usd AS cost_usd, r.active_time_s AS active_time_s, r.tool_calls AS tool_calls,
+       r.cost_usd AS cost_usd, r.codex_est_cost_usd AS codex_est_cost_usd,
+       round(r.cost_usd + r.codex_est_cost_usd
+             + if(r.agent = 'claude', c.children_codex_est, 0), 6) AS total_cost_incl_est_usd,
+       r.active_time_s AS active_time_s, r.tool_calls AS tool_calls,
        r.tool_failures AS tool_failures,
        if(r.agent = 'claude', c.codex_children, 0) AS codex_children, r.launch_id AS launch_id,
        w.waits AS waits, w.wait_s AS wait_s

@@ -4,7 +4,10 @@
 --   {since:DateTime64(9)}  window start, inclusive (CLI --since; default 7d)
 --   {until:DateTime64(9)}  window end, exclusive (CLI --until; default now)
 -- Columns: day, agent (claude | codex), model, input_tokens, output_tokens, cache_read_tokens,
---   cache_creation_tokens, reasoning_tokens, total_tokens, cost_usd.
+--   cache_creation_tokens, reasoning_tokens, total_tokens, cost_usd (Claude Code's reported
+--   cost; 0 for codex), codex_est_cost_usd (the Codex estimate: tokens times the price table
+--   codex_prices, see README "Costs"; 0 for claude and for unpriced models),
+--   total_cost_incl_est_usd (cost_usd + codex_est_cost_usd: includes an estimate).
 -- Sources (the same in every report, so reports agree on the same data):
 --   Claude Code tokens and cost: the metrics claude_code.token.usage (attribute type =
 --   input / output / cacheRead / cacheCreation) and claude_code.cost.usage, which Claude Code
@@ -18,8 +21,13 @@
 --   cache_read_tokens and output_tokens includes reasoning_tokens (OpenAI usage semantics);
 --   total_tokens = input + output for codex, input + output + cache read + cache creation
 --   for Claude (Anthropic counts cache tokens apart from input).
--- Table: day, agent, model, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, total_tokens, cost_usd
+-- Table: day, agent, model, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, total_tokens, cost_usd, codex_est_cost_usd, total_cost_incl_est_usd
 WITH
+    (SELECT CAST((groupArray(Model), groupArray((Input, CachedInput, Output, Reasoning))),
+                 'Map(String, Tuple(Float64, Float64, Float64, Float64))')
+     FROM {database:Identifier}.codex_prices
+     WHERE LoadedAt = (SELECT max(LoadedAt) FROM {database:Identifier}.codex_prices))
+        AS codex_prices,  -- USD per 1M tokens: uncached input, cached input, output, reasoning
     claude_points AS (
         -- metric increments, one row per point: the view metric_increments
         -- (schema/0015_metric_increments.sql) holds the cumulative-to-delta rule
@@ -35,7 +43,8 @@ WITH
                sumIf(Delta, MetricName = 'claude_code.token.usage' AND Attributes['type'] = 'cacheRead') AS cache_read,
                sumIf(Delta, MetricName = 'claude_code.token.usage' AND Attributes['type'] = 'cacheCreation') AS cache_creation,
                0. AS reasoning,
-               sumIf(Delta, MetricName = 'claude_code.cost.usage') AS cost
+               sumIf(Delta, MetricName = 'claude_code.cost.usage') AS cost,
+               0. AS codex_est
         FROM claude_points
         GROUP BY day, model
         UNION ALL
@@ -45,7 +54,17 @@ WITH
                sum(toFloat64OrZero(LogAttributes['cached_token_count'])),
                sum(toFloat64OrZero(LogAttributes['cache_write_token_count'])),
                sum(toFloat64OrZero(LogAttributes['reasoning_token_count'])),
-               0.
+               0.,
+               sum((greatest(toFloat64OrZero(LogAttributes['input_token_count'])
+                             - toFloat64OrZero(LogAttributes['cached_token_count']), 0)
+                        * codex_prices[LogAttributes['model']].1
+                    + toFloat64OrZero(LogAttributes['cached_token_count'])
+                        * codex_prices[LogAttributes['model']].2
+                    + greatest(toFloat64OrZero(LogAttributes['output_token_count'])
+                               - toFloat64OrZero(LogAttributes['reasoning_token_count']), 0)
+                        * codex_prices[LogAttributes['model']].3
+                    + toFloat64OrZero(LogAttributes['reasoning_token_count'])
+                        * codex_prices[LogAttributes['model']].4) / 1e6)
         FROM {database:Identifier}.otel_logs
         WHERE EventName = 'codex.sse_event'
           AND LogAttributes['event.kind'] = 'response.completed'
@@ -61,7 +80,9 @@ SELECT day, agent, model,
        toUInt64(round(sum(reasoning))) AS reasoning_tokens,
        if(agent = 'codex', input_tokens + output_tokens,
           input_tokens + output_tokens + cache_read_tokens + cache_creation_tokens) AS total_tokens,
-       round(sum(cost), 6) AS cost_usd
+       round(sum(cost), 6) AS cost_usd,
+       round(sum(codex_est), 6) AS codex_est_cost_usd,
+       round(cost_usd + codex_est_cost_usd, 6) AS total_cost_incl_est_usd
 FROM usage
 GROUP BY day, agent, model
 ORDER BY day, agent, cost_usd DESC, total_tokens DESC, model

@@ -19,6 +19,10 @@ open file descriptors, GC) are served too. The endpoint listens on ``metrics.lis
 | ``otel_receiver_spool_bytes`` / ``_spool_files`` | | batches waiting on disk |
 | ``otel_receiver_queue_bytes`` | | request bytes waiting for storage (bounded) |
 | ``otel_receiver_auth_failures_total`` | transport, reason | refused credentials |
+| ``otel_receiver_alert_evaluations_total`` | alert, outcome | alert rule evaluations |
+| ``otel_receiver_alerts_firing`` | alert | label sets firing |
+| ``otel_receiver_alert_notifications_total`` | alert, state, outcome | alert webhook POSTs |
+| ``otel_receiver_alert_webhook_failures_total`` | alert, reason | failed webhook attempts |
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from clickhouse_connect.driver.client import Client
 
 from receiver.query import reports
 
-_FIGURES = ("input_tokens", "output_tokens", "cost_usd", "failures")
+_FIGURES = ("input_tokens", "output_tokens", "cost_usd", "codex_est_cost_usd", "failures")
 
 
 @dataclass
@@ -34,7 +34,8 @@ class Node:
     duration_ms: float
     input_tokens: int
     output_tokens: int
-    cost_usd: float
+    cost_usd: float  # Claude Code's reported cost
+    codex_est_cost_usd: float  # codex runs: the estimate from the price table
     failures: int
     detail: str
     children: list[Node] = field(default_factory=list)
@@ -98,9 +99,12 @@ def _total(node: Node) -> dict[str, float]:
     node.children.sort(key=lambda child: child.start)
     totals = {f: getattr(node, f) for f in _FIGURES}
     for child in node.children:
-        for key, value in _total(child).items():
-            totals[key] += value
+        child_totals = _total(child)
+        for key in _FIGURES:
+            totals[key] += child_totals[key]
     totals["cost_usd"] = round(totals["cost_usd"], 9)
+    totals["codex_est_cost_usd"] = round(totals["codex_est_cost_usd"], 9)
+    totals["total_cost_incl_est_usd"] = round(totals["cost_usd"] + totals["codex_est_cost_usd"], 9)
     node.totals = totals
     return totals
 
@@ -115,8 +119,14 @@ def render_text(tops: list[Node]) -> str:
         figures = [] if point else [f"{node.duration_ms:,.0f} ms"]
         if t["input_tokens"] or t["output_tokens"]:
             figures.append(f"tokens {t['input_tokens']:,.0f} in / {t['output_tokens']:,.0f} out")
-        if t["cost_usd"]:
-            figures.append(f"${t['cost_usd']:.6f}")
+        costs = [f"claude ${t['cost_usd']:.6f}"] if t["cost_usd"] else []
+        if t["codex_est_cost_usd"]:
+            costs.append(f"codex est. ${t['codex_est_cost_usd']:.6f}")
+        if len(costs) == 2:
+            costs = [
+                f"{costs[0]} + {costs[1]} = ${t['total_cost_incl_est_usd']:.6f} (incl. estimate)"
+            ]
+        figures.extend(costs)
         if t["failures"]:
             figures.append(f"{t['failures']:.0f} failed")
         if node.detail and node.kind in ("claude_session", "codex_run", "cc_launch", "hook"):
