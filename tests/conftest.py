@@ -18,7 +18,6 @@ from receiver.store.sink import connect
 
 from .receiver_process import ReceiverProcess
 
-
 # The server image the Docker runs use: pinned, and the same engine as the embedded server
 # (chdb-core 26.9), so both runs test one ClickHouse version and a new release cannot
 # change the results of an old commit.

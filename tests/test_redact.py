@@ -51,6 +51,8 @@ from receiver.store.tables import (
 from . import redaction_corpus as corpus
 from .capture_files import FIXTURES, signal_of
 
+pytestmark = pytest.mark.unit
+
 KEY = b"test-hash-key"
 
 

@@ -8,6 +8,8 @@ import pytest
 
 from receiver.delivery.spool import Batch, CorruptBatch, Spool, SpoolFull, decode, encode
 
+pytestmark = pytest.mark.unit
+
 ROWS = [
     (1_795_323_269_197_008_236, "abc", {"k": "v"}, [1, 2], 0.25, True, ["x"]),
     (2, "", {}, [], float("nan"), False, []),
