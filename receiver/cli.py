@@ -190,14 +190,14 @@ def _run_status(settings: Settings) -> int:
 
 def _run_tree(settings: Settings, args: argparse.Namespace) -> int:
     from receiver.query.target import QueryTargetError, query_target
-    from receiver.query.tree import build_tree, render_json, render_text
+    from receiver.query.tree import render_json, render_text, tree_of
 
     try:
         client = query_target(settings).connect()
     except QueryTargetError as exc:
         print(f"otel-receiver: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
-    tops = build_tree(client, settings.clickhouse_database, args.id)
+    tops = tree_of(client, settings.clickhouse_database, args.id)
     if not tops:
         print(
             f"otel-receiver: no agent run, launch or trace {args.id!r} in "

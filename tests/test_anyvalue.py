@@ -7,6 +7,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 
 from receiver.ingest.anyvalue import any_value_to_str, attributes_to_map, format_double
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("value", "text"),

@@ -33,6 +33,7 @@ def _sql(statement: str) -> str:
     return "\n".join(line for line in statement.splitlines() if not line.startswith("--"))
 
 
+@pytest.mark.unit
 def test_rendered_cluster_ddl() -> None:
     files = schema_files()
     tables = 0

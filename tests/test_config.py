@@ -6,6 +6,8 @@ import pytest
 
 from receiver.config import ConfigError, Settings, load_settings
 
+pytestmark = pytest.mark.unit
+
 
 def write(tmp_path: Path, text: str) -> str:
     path = tmp_path / "receiver.toml"

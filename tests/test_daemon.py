@@ -8,6 +8,8 @@ import pytest
 
 from receiver.daemon import limit_malloc_arenas
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="only glibc has arenas to cap")
 def test_malloc_arenas_are_capped_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch) -> None:

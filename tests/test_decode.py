@@ -22,6 +22,8 @@ from receiver.store.tables import TABLE_COLUMNS
 
 from .capture_files import FIXTURES, signal_of
 
+pytestmark = pytest.mark.unit
+
 TRACE_ID = bytes(range(1, 17))
 SPAN_ID = bytes(range(1, 9))
 PARENT_ID = bytes(range(11, 19))

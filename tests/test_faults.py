@@ -123,6 +123,9 @@ def test_clickhouse_down_for_20_seconds_under_load(harness: Harness) -> None:
     load.stop()
     assert_stored_exactly_once(harness, load.acked)
     assert receiver.stop() == 0
+    # Only the receiver's JSON events while the spool retried: no library lines
+    # (clickhouse-connect's "Unexpected Http Driver Exception", urllib3's retries).
+    assert [line for line in receiver.log().splitlines() if not line.startswith("{")] == []
 
 
 def test_receiver_sigkilled_mid_load_then_restarted(harness: Harness) -> None:

@@ -47,6 +47,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from receiver.config import Settings
 from receiver.ingest.http_frontend import json_to_protobuf
 from receiver.ingest.otlp import SERVICES
+from receiver.query.status import scrape
 from receiver.store.schema import apply_schema
 
 from .capture_files import FIXTURES, signal_of
@@ -969,6 +970,32 @@ def test_other_paths_get_404_and_other_methods_405(receiver: ReceiverProcess) ->
     health_post = call(receiver, "POST", "/health")
     assert health_post.status == 405 and "GET" in health_post.headers["Allow"]
     assert_serving(receiver)
+
+
+def test_every_rejected_request_is_counted(receiver: ReceiverProcess) -> None:
+    """``otel_receiver_requests_rejected_total`` counts each refused request once, by reason,
+    those refused before decoding (415, bad JSON or ids, bad compressed data, 405) too."""
+
+    def rejected() -> dict[str, float]:
+        samples = scrape(f"http://127.0.0.1:{receiver.metrics_port}/metrics")
+        return {
+            labels["reason"]: value
+            for labels, value in samples.get("otel_receiver_requests_rejected_total", [])
+            if labels.get("signal") == "traces"
+        }
+
+    bad_ids = {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz", "name": "x"}]}]}]}
+    before = rejected()
+    assert post(receiver, "traces", b"{not json", JSON).status == 400
+    assert post(receiver, "traces", _dump(bad_ids), JSON).status == 400
+    assert post(receiver, "traces", b"\x1f\x8bjunk", JSON, Content_Encoding="gzip").status == 400
+    assert post(receiver, "traces", b"\xff\xff\xff\xff").status == 400  # undecodable protobuf
+    assert post(receiver, "traces", b"{}", "text/plain").status == 415
+    assert post(receiver, "traces", b"{}", JSON, Content_Encoding="br").status == 415
+    assert call(receiver, "GET", "/v1/traces").status == 405
+    after = rejected()
+    grown = {reason: after[reason] - before.get(reason, 0) for reason in after}
+    assert grown == {"undecodable": 4, "unsupported_media_type": 2, "method_not_allowed": 1}
 
 
 def test_health_endpoint(receiver: ReceiverProcess) -> None:

@@ -167,6 +167,7 @@ def child_env(tmp_path: Path, *launch_args: str, env: dict[str, str]) -> dict[st
 # --- unit: trace context and resource attributes ------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("value", "valid"),
     [
@@ -187,6 +188,7 @@ def test_parse_traceparent(value: str, valid: bool) -> None:
     assert (launch.parse_traceparent(value) is not None) is valid
 
 
+@pytest.mark.unit
 def test_resource_attributes_keep_existing_and_encode() -> None:
     merged = launch.merge_resource_attributes(
         "team=core, cc.launch.id=old,,deployment.environment=dev",
@@ -206,6 +208,7 @@ def test_resource_attributes_keep_existing_and_encode() -> None:
     }
 
 
+@pytest.mark.unit
 def test_prepare_is_pure_and_keeps_user_settings() -> None:
     environ = clean_env(
         OTEL_METRICS_EXPORTER="console",
@@ -224,6 +227,7 @@ def test_prepare_is_pure_and_keeps_user_settings() -> None:
     assert env["PATH"].startswith("/shim" + os.pathsep)
 
 
+@pytest.mark.unit
 def test_prepare_warns_on_split_endpoints_and_too_many_attributes() -> None:
     many = ",".join(f"k{i}=v" for i in range(11))
     prepared = launch.prepare(
@@ -548,45 +552,6 @@ def test_receiver_down_is_said_once_and_keeps_the_exit_code(
     assert elapsed < 5.0
 
 
-def test_traces_url_rule() -> None:
-    """The span goes to OTLP/HTTP: flag, env, else the gRPC endpoint's next port."""
-    resolve = launch.resolve_traces_url
-    assert resolve(None, {}, "http://127.0.0.1:4317") == "http://127.0.0.1:4318/v1/traces"
-    assert resolve(None, {}, "https://[::1]:5317") == "https://[::1]:5318/v1/traces"
-    env = {"CC_LAUNCH_HTTP_ENDPOINT": "h:9/"}
-    assert resolve(None, env, "http://x:4317") == "http://h:9/v1/traces"
-    assert resolve("https://r:1/v1/traces", env, "http://x:4317") == "https://r:1/v1/traces"
-    prepared = launch.prepare(clean_env(CC_LAUNCH_ENDPOINT="http://10.0.0.1:4317"))
-    assert prepared.traces_url == "http://10.0.0.1:4318/v1/traces"
-
-
-def test_launch_span_is_otlp_json_the_receiver_decodes() -> None:
-    """The hand-written OTLP/JSON: hex ids, int64 as strings, enums as numbers."""
-    prepared = launch.prepare(
-        clean_env(TRACEPARENT="00-a171b1cf0a55edc7f60e7b6d11e2c59f-1526e6d37ddcc3b1-01"),
-        task="T-1",
-    )
-    result = launch.RunResult(exit_code=130, start_ns=10**18, end_ns=10**18 + 5, killed_by=2)
-    body = launch.build_span_request(prepared, ["/usr/bin/claude", "--secret"], result)
-    document = json.loads(body)
-    span = document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
-    assert span["startTimeUnixNano"] == "1000000000000000000"
-    assert span["parentSpanId"] == "1526e6d37ddcc3b1"
-    request = ExportTraceServiceRequest.FromString(json_to_protobuf("traces", body))
-    [decoded] = request.resource_spans[0].scope_spans[0].spans
-    assert decoded.trace_id.hex() == "a171b1cf0a55edc7f60e7b6d11e2c59f"
-    assert decoded.span_id.hex() == prepared.context.span_id
-    assert decoded.kind == Span.SPAN_KIND_INTERNAL
-    assert decoded.flags == 0x301
-    assert decoded.end_time_unix_nano == 10**18 + 5
-    assert decoded.status.code == Status.STATUS_CODE_ERROR
-    assert decoded.status.message == "killed by SIGINT"
-    assert attrs(decoded.attributes)["process.exit_code"] == 130
-    assert attrs(decoded.attributes)["process.command"] == "claude"
-    resource = attrs(request.resource_spans[0].resource.attributes)
-    assert resource["service.name"] == "cc-launch" and resource["task.id"] == "T-1"
-
-
 def test_bare_python3_on_path_runs_the_whole_chain(
     tmp_path: Path, fake_codex: Path, collector: TraceCollector, bare_python: Path
 ) -> None:
@@ -639,6 +604,7 @@ def codex_calls(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
 
 
+@pytest.mark.unit
 def test_find_subcommand_skips_options_and_their_values() -> None:
     assert find_subcommand(["exec", "x"]) == 0
     assert find_subcommand(["-m", "exec", "e", "x"]) == 2
@@ -647,6 +613,7 @@ def test_find_subcommand_skips_options_and_their_values() -> None:
     assert find_subcommand(["--", "exec"]) is None
 
 
+@pytest.mark.unit
 def test_overrides_are_toml_as_codex_parses_them() -> None:
     """Codex splits ``-c key=value`` at the first ``=`` and parses ``_x_ = <value>`` as TOML."""
     overrides = otel_overrides('http://h:1/"odd"')
@@ -659,6 +626,7 @@ def test_overrides_are_toml_as_codex_parses_them() -> None:
         assert parsed == {"otlp-grpc": {"endpoint": 'http://h:1/"odd"'}}
 
 
+@pytest.mark.unit
 def test_rewrite_only_touches_exec() -> None:
     env = {"PATH": "/bin"}
     assert rewrite(["--version"], env) == (["--version"], env)
@@ -706,6 +674,7 @@ def test_shim_adds_overrides_and_stamps_for_exec(tmp_path: Path, fake_codex: Pat
     assert resource["cc.launch.id"] == "launch123"
 
 
+@pytest.mark.unit
 def test_shim_drops_an_outer_runs_stamps() -> None:
     inherited = "agent.run.id=outer,agent.parent.span.id=1111111111111111,cc.launch.id=L,x=y"
     _, env = rewrite(["exec", "x"], {"OTEL_RESOURCE_ATTRIBUTES": inherited})

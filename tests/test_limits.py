@@ -17,6 +17,8 @@ from receiver.ingest.limits import Limits
 from .capture_files import FIXTURES, signal_of
 from .test_security import trace_request
 
+pytestmark = pytest.mark.unit
+
 
 def _raw_kv(key: str, value: str) -> bytes:
     return KeyValue(key=key, value=AnyValue(string_value=value)).SerializeToString()

@@ -62,6 +62,12 @@ from receiver.ops.selfmetrics import REQUESTS_REJECTED
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _CONTENT_TYPES = {PROTOBUF: "protobuf", JSON: "json"}
+# otel_receiver_requests_rejected_total's reason for a request refused before decoding.
+_REJECTION_REASONS = {
+    400: "undecodable",  # bad JSON, bad ids, bad compressed data
+    413: "too_large",
+    415: "unsupported_media_type",  # Content-Type or Content-Encoding
+}
 _ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _LISTEN_BACKLOG = 1024
@@ -353,6 +359,7 @@ class HttpFrontEnd:
             media_type = _media_type(request)
             try:
                 if request.method != hdrs.METH_POST:
+                    REQUESTS_REJECTED.labels(signal, "method_not_allowed").inc()
                     raise HttpError(
                         405,
                         code_pb2.UNIMPLEMENTED,
@@ -366,21 +373,13 @@ class HttpFrontEnd:
         return handle
 
     async def _export(self, signal: str, request: web.Request, media_type: str) -> web.Response:
-        kind = _CONTENT_TYPES.get(media_type)
-        if kind is None:
-            raise HttpError(
-                415,
-                code_pb2.INVALID_ARGUMENT,
-                f"unsupported Content-Type {media_type or '(none)'!r}; use {PROTOBUF} or {JSON}",
-            )
         try:
-            body = await read_body(request, self._limit)
+            body = await self._protobuf_body(signal, request, media_type)
         except HttpError as error:
-            if error.status == 413:
-                REQUESTS_REJECTED.labels(signal, "too_large").inc()
+            # Counted here; what the pipeline refuses (undecodable protobuf, limits, no
+            # room) it counts itself.
+            REQUESTS_REJECTED.labels(signal, _REJECTION_REASONS.get(error.status, "invalid")).inc()
             raise
-        if kind == "json":
-            body = await asyncio.to_thread(json_to_protobuf, signal, body)
         decoded = await self._store(signal, body, request["tenant"])
         return _encode(export_response(signal, decoded), media_type)
 
@@ -425,6 +424,21 @@ class HttpFrontEnd:
         except HttpError as error:
             return _error_response(error, JSON)
         return web.json_response({})
+
+    async def _protobuf_body(self, signal: str, request: web.Request, media_type: str) -> bytes:
+        """The request body as protobuf bytes: content type checked, decompressed under the
+        size limit, OTLP/JSON converted; raises HttpError."""
+        kind = _CONTENT_TYPES.get(media_type)
+        if kind is None:
+            raise HttpError(
+                415,
+                code_pb2.INVALID_ARGUMENT,
+                f"unsupported Content-Type {media_type or '(none)'!r}; use {PROTOBUF} or {JSON}",
+            )
+        body = await read_body(request, self._limit)
+        if kind == "json":
+            body = await asyncio.to_thread(json_to_protobuf, signal, body)
+        return body
 
     async def _health(self, request: web.Request) -> web.Response:
         if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):

@@ -6,11 +6,15 @@ node itself (a tool call made inside a subagent, under the subagent's own spans)
 to its nearest ancestor that is a node, found by walking ``agent_spans`` upwards. Hook events
 that only hooks report (waits for a person, tools that never ran, subagents, compactions, how
 a session ended) are ``hook`` nodes under their session (``receiver.query.hook_events``).
+
+A trace id that belongs to no agent run (a plain OpenTelemetry trace) is shown as that
+trace's spans, each under its parent span (``tree_of``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +24,15 @@ from clickhouse_connect.driver.client import Client
 from receiver.query import reports
 
 _FIGURES = ("input_tokens", "output_tokens", "cost_usd", "codex_est_cost_usd", "failures")
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+# The spans of one trace, for a trace without agent runs (bounded: a tree is read by a person).
+_TRACE_SPANS = """
+SELECT SpanId, ParentSpanId, SpanName, ServiceName, Timestamp, Duration, StatusCode
+FROM {database:Identifier}.otel_traces
+WHERE TraceId = {trace_id:String}
+ORDER BY Timestamp
+LIMIT 10000
+"""
 
 
 @dataclass
@@ -78,7 +91,48 @@ def build_tree(client: Client, database: str, run_or_trace_id: str) -> list[Node
     sessions = [n.id for n in nodes.values() if n.kind == "claude_session"]
     nodes.update((n.node_id, n) for n in hook_nodes(client, database, sessions))
     dangling = {n.parent_span for n in nodes.values() if n.parent_id and n.parent_id not in nodes}
-    parents = _span_parents(client, database, dangling - {""})
+    return _link(nodes, _span_parents(client, database, dangling - {""}))
+
+
+def trace_spans(client: Client, database: str, trace_id: str) -> list[Node]:
+    """The spans of one trace as a tree (a span whose parent is not in the trace is a top)."""
+    rows = client.query(
+        _TRACE_SPANS, parameters={"database": database, "trace_id": trace_id}
+    ).result_rows
+    nodes = {}
+    for span_id, parent, name, service, start, duration_ns, status in rows:
+        nodes[f"span:{span_id}"] = Node(
+            node_id=f"span:{span_id}",
+            parent_id=f"span:{parent}" if parent else "",
+            parent_span="",
+            kind="span",
+            id=span_id,
+            name=f"{name} ({service})" if service else name,
+            start=start,
+            duration_ms=duration_ns / 1e6,
+            input_tokens=0,
+            output_tokens=0,
+            cost_usd=0.0,
+            codex_est_cost_usd=0.0,
+            failures=int(status == "Error"),
+            detail="",
+        )
+    return _link(nodes, {})
+
+
+def tree_of(client: Client, database: str, run_or_trace_id: str) -> list[Node]:
+    """What ``otel-receiver tree ID`` shows: the agent family of ``run_or_trace_id``, else,
+    for a trace id without agent runs, that trace's spans."""
+    tops = build_tree(client, database, run_or_trace_id)
+    trace_id = run_or_trace_id.strip().lower()
+    if not tops and _TRACE_ID.fullmatch(trace_id):
+        tops = trace_spans(client, database, trace_id)
+    return tops
+
+
+def _link(nodes: dict[str, Node], parents: dict[str, str]) -> list[Node]:
+    """Attach every node to its parent node (climbing ``parents`` past spans that are not
+    nodes); the nodes left without one are the tops, returned with their totals."""
     tops: list[Node] = []
     for node in nodes.values():
         parent_id = node.parent_id
