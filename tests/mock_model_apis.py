@@ -275,6 +275,20 @@ class MockOpenAI(_MockServer):
             "status": "completed",
             "content": [{"type": "output_text", "text": self.TEXT, "annotations": []}],
         }
+        completed = {
+            **response,
+            "status": "completed",
+            "output": [done_item],
+            "usage": {
+                "input_tokens": usage.input_tokens,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": usage.output_tokens,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": usage.input_tokens + usage.output_tokens,
+            },
+        }
+        if not body.get("stream"):
+            return _json(seen, "response", completed)
         events: list[tuple[str, dict[str, Any]]] = [
             ("response.created", {"type": "response.created", "response": response}),
             (
@@ -299,24 +313,7 @@ class MockOpenAI(_MockServer):
                 "response.output_item.done",
                 {"type": "response.output_item.done", "output_index": 0, "item": done_item},
             ),
-            (
-                "response.completed",
-                {
-                    "type": "response.completed",
-                    "response": {
-                        **response,
-                        "status": "completed",
-                        "output": [done_item],
-                        "usage": {
-                            "input_tokens": usage.input_tokens,
-                            "input_tokens_details": {"cached_tokens": 0},
-                            "output_tokens": usage.output_tokens,
-                            "output_tokens_details": {"reasoning_tokens": 0},
-                            "total_tokens": usage.input_tokens + usage.output_tokens,
-                        },
-                    },
-                },
-            ),
+            ("response.completed", {"type": "response.completed", "response": completed}),
         ]
         return 200, "text/event-stream", sse(events)
 

@@ -112,7 +112,12 @@ def render_text(tops: list[Node]) -> str:
             figures.append(f"${t['cost_usd']:.6f}")
         if t["failures"]:
             figures.append(f"{t['failures']:.0f} failed")
-        if node.detail and node.kind in ("claude_session", "codex_run", "cc_launch"):
+        if node.detail and node.kind in (
+            "claude_session",
+            "codex_run",
+            "python_agent",
+            "cc_launch",
+        ):
             figures.append(node.detail)
         lines.append(f"{prefix}{branch}{node.name} [{node.kind} {node.id}]  " + ", ".join(figures))
         child_prefix = prefix + ("" if top else ("   " if last else "│  "))
