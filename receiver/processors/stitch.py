@@ -283,8 +283,7 @@ FROM (
                 s.Kind IN {spawned_kinds} OR l.MissingSpan != '', 'orphan', 'root') AS Resolution,
         multiIf(Resolution != 'orphan', '',
                 l.MissingSpan != '', concat('parent span ', l.MissingSpan, ' has not arrived'),
-                'no parent context: no span link, no codex shim / agent_otel stamps, '
-                'no cc.launch.id')
+                'no parent context: no span link, no shim or agent_otel stamps, no cc.launch.id')
             AS OrphanReason,
         s.TraceIds[1] AS TraceId,
         s.TraceIds AS TraceIds,
