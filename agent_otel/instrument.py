@@ -2,11 +2,16 @@
 ``opentelemetry-instrumentation-openai-v2``, plus ``agent_otel.openai_responses`` for the
 Responses API it does not cover yet) and Anthropic.
 
-Anthropic: the OpenTelemetry project publishes no Anthropic instrumentation; the PyPI package
-``opentelemetry-instrumentation-anthropic`` is OpenLLMetry's (Traceloop), the maintained one.
-It records prompts and completions unless ``TRACELOOP_TRACE_CONTENT=false``, so that variable
-is set from ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` when the user has not set
-it: no message text unless the user turns it on, for every client alike.
+Anthropic: the OpenTelemetry project publishes no Anthropic instrumentation, and none is
+needed: the Anthropic SDK (``anthropic`` >= 1.14) traces its own API calls with the GenAI
+conventions (scope ``com.anthropic.sdk.python``; model, ``gen_ai.usage.*``, metadata only)
+through the global tracer provider that ``agent_otel`` sets. Message text is recorded only
+with ``ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE=content``, which is set when the user turns
+content on with ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``. An older ``anthropic``
+is instrumented by OpenLLMetry's ``opentelemetry-instrumentation-anthropic`` when the user has
+installed it (it is not in the ``sdk`` extra: with a current SDK it would record every call
+twice); it records message text unless ``TRACELOOP_TRACE_CONTENT=false``, so that is set from
+the same switch.
 
 A client or instrumentation that is missing, or fails to instrument, is skipped: the script
 runs as it would without ``agent_otel``.
@@ -14,6 +19,7 @@ runs as it would without ``agent_otel``.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from collections.abc import MutableMapping
@@ -56,12 +62,22 @@ def instrument_clients(
     except Exception as exc:
         log.debug("openai responses instrumentation skipped: %s", exc)
     try:
-        import anthropic  # noqa: F401  (the instrumentation imports it lazily)
-        from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
-
-        env.setdefault("TRACELOOP_TRACE_CONTENT", "true" if capture_content(env) else "false")
-        AnthropicInstrumentor().instrument(**providers)
-        done.append("anthropic")
+        done.append(_anthropic(providers, env))
     except Exception as exc:
         log.debug("anthropic instrumentation skipped: %s", exc)
     return done
+
+
+def _anthropic(providers: dict[str, object], env: MutableMapping[str, str]) -> str:
+    """Turn on what traces the Anthropic client; what it was (raises when nothing can)."""
+    if importlib.util.find_spec("anthropic") is None:
+        raise ImportError("anthropic is not installed")
+    if importlib.util.find_spec("anthropic._tracing") is not None:
+        if capture_content(env):
+            env.setdefault("ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE", "content")
+        return "anthropic (its own tracing)"
+    from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
+
+    env.setdefault("TRACELOOP_TRACE_CONTENT", "true" if capture_content(env) else "false")
+    AnthropicInstrumentor().instrument(**providers)
+    return "anthropic (opentelemetry-instrumentation-anthropic)"

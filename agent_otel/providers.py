@@ -44,8 +44,10 @@ EXPORT_TIMEOUT_S = 2.0
 EXIT_FLUSH_S = 3.0
 METRIC_INTERVAL_MS = 10_000
 ROOT_SPAN = "python_agent.run"
-# What the SDK and its exporters log when an export fails: silent unless debugging.
-_EXPORT_LOGGERS = ("opentelemetry.exporter", "opentelemetry.sdk")
+# Silent unless debugging: what the SDK and its exporters log when an export fails, and the
+# GenAI util's warning that `true` is not a content mode (the official instrumentation's
+# default path, which agent_otel uses, takes `true`).
+_QUIET_LOGGERS = ("opentelemetry.exporter", "opentelemetry.sdk", "opentelemetry.util.genai")
 
 
 @dataclass
@@ -139,7 +141,7 @@ def _quiet_export_errors(debug: bool) -> None:
         logging.getLogger("agent_otel").addHandler(handler)
         logging.getLogger("agent_otel").setLevel(logging.DEBUG)
         return
-    for name in _EXPORT_LOGGERS:
+    for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 

@@ -29,7 +29,7 @@ from receiver.query import reports
 from receiver.query.tree import Node
 
 from .capture import CAPTURE_TOOL_EXECUTION_SPAN, replay
-from .mock_model_apis import MockOpenAI
+from .mock_model_apis import MockAnthropic, MockOpenAI
 from .receiver_process import REPO, ReceiverProcess
 from .test_launch import CC_LAUNCH, clean_env
 from .test_stitching import only, send, tree_when
@@ -273,3 +273,37 @@ def test_receiver_down_the_script_still_exits_0_quickly(mock_openai: MockOpenAI,
     assert out["texts"] == [MockOpenAI.TEXT] * CALLS
     assert len(mock_openai.requests) == CALLS
     assert elapsed < 10  # imports (~1-2 s on a loaded machine) + the bounded 3 s exit flush
+
+
+def _span_text(client: Client, database: str, run_id: str) -> str:
+    rows = client.query(
+        f"SELECT toString(SpanAttributes) FROM {database}.otel_traces "
+        "WHERE ResourceAttributes['agent.run.id'] = {r:String}",
+        parameters={"r": run_id},
+    ).result_rows
+    return "\n".join(row[0] for row in rows)
+
+
+def test_anthropic_client_traced_with_message_text_only_when_turned_on(
+    receiver: ReceiverProcess, client: Client, database: str
+) -> None:
+    script = str(REPO / "tests" / "agents" / "anthropic_agent.py")
+    prompt = "a prompt only the user may see"
+    with MockAnthropic("true") as mock:
+        env = clean_env(
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{receiver.grpc_target}",
+            ANTHROPIC_BASE_URL=mock.url,
+        )
+        quiet = run_agent([sys.executable, script], env)["run_id"]
+        on = {**env, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"}
+        loud = run_agent([sys.executable, script], on)["run_id"]
+
+    usage = MockAnthropic.TOOL_USE_USAGE
+    for run_id in (quiet, loud):
+        top = tree_when(client, database, run_id, lambda t: any(t.children))
+        assert (top.kind, top.id) == ("python_agent", run_id)
+        assert "resolution=orphan" in top.detail  # no TRACEPARENT, no launch: said so
+        call = only(top.children, "model_call")
+        assert (call.input_tokens, call.output_tokens) == (usage.input_tokens, usage.output_tokens)
+    assert prompt not in _span_text(client, database, quiet)
+    assert prompt in _span_text(client, database, loud)
