@@ -35,7 +35,7 @@ from .test_launch import CC_LAUNCH, clean_env
 from .test_stitching import only, send, tree_when
 
 AGENT = str(REPO / "tests" / "agents" / "openai_agent.py")
-CALLS = 2  # the agent makes one plain and one streamed Responses API call
+CALLS = 3  # the agent makes a plain, a streamed and an async streamed Responses API call
 
 
 @pytest.fixture
@@ -144,6 +144,32 @@ def test_message_content_only_when_turned_on(value: str, expected: bool) -> None
     assert capture_content(env) is expected
 
 
+# Runs agent_otel with the OpenTelemetry SDK missing, and lists the server dependencies that
+# `import agent_otel` pulled in.
+WITHOUT_SDK = """
+import json, sys
+
+class NoSdk:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[:2] == ["opentelemetry", "sdk"]:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, NoSdk())
+import agent_otel
+server = [m for m in ("grpc", "aiohttp", "clickhouse_connect", "structlog") if m in sys.modules]
+print(json.dumps({"server_modules": server, "run": agent_otel.configure("bot")}))
+"""
+
+
+def test_without_the_sdk_configure_says_so_and_the_script_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SDK], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"server_modules": [], "run": None}
+    assert "pip install 'agent-otel-receiver[sdk]'" in result.stderr
+
+
 # --- the real script through the real receiver ------------------------------------------------
 
 
@@ -151,6 +177,7 @@ def test_script_under_cc_launch_sits_under_the_launch_with_its_model_calls(
     receiver: ReceiverProcess,
     client: Client,
     database: str,
+    clickhouse_url: str,
     mock_openai: MockOpenAI,
 ) -> None:
     env = clean_env(
@@ -186,6 +213,14 @@ def test_script_under_cc_launch_sits_under_the_launch_with_its_model_calls(
         parameters={"r": run_id},
     ).result_rows
     assert points == [(mock_openai.input_tokens + mock_openai.output_tokens,)]
+    tree = subprocess.run(
+        [sys.executable, "-m", "receiver.cli", "tree", run_id, "--clickhouse-url", clickhouse_url,
+         "--clickhouse-database", database],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert tree[0].startswith("cc.launch task T-19")
+    assert tree[1].startswith(f"└─ python agent triage-bot [python_agent {run_id}]")
+    assert sum("chat gpt-mock [model_call" in line for line in tree[2:]) == CALLS
 
 
 def _trace_of(capture: Any, span_hex: str) -> str:

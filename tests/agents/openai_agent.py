@@ -1,12 +1,20 @@
-"""A user's own Python agent, as the tests run it: ``agent_otel.configure`` and two real
-``openai`` Responses API calls (one plain, one streamed) to ``$OPENAI_BASE_URL``; prints
-``{"run_id": ..., "texts": [...]}`` on stdout."""
+"""A user's own Python agent, as the tests run it: ``agent_otel.configure`` and three real
+``openai`` Responses API calls to ``$OPENAI_BASE_URL`` (plain, streamed, and streamed from the
+async client); prints ``{"run_id": ..., "texts": [...]}`` on stdout."""
 
+import asyncio
 import json
 
-from openai import OpenAI
+from openai import AsyncOpenAI, OpenAI
 
 import agent_otel
+
+
+async def streamed_async() -> str:
+    client = AsyncOpenAI(api_key="test-key", max_retries=0)
+    stream = await client.responses.create(model="gpt-mock", input="and async", stream=True)
+    return "".join([e.delta async for e in stream if e.type == "response.output_text.delta"])
+
 
 run = agent_otel.configure(service_name="triage-bot")
 client = OpenAI(api_key="test-key", max_retries=0)
@@ -16,4 +24,5 @@ streamed = "".join(
     for event in client.responses.create(model="gpt-mock", input="say hi again", stream=True)
     if event.type == "response.output_text.delta"
 )
-print(json.dumps({"run_id": run.run_id if run else None, "texts": [answer.output_text, streamed]}))
+texts = [answer.output_text, streamed, asyncio.run(streamed_async())]
+print(json.dumps({"run_id": run.run_id if run else None, "texts": texts}))
