@@ -35,7 +35,8 @@ from .test_launch import CC_LAUNCH, clean_env
 from .test_stitching import only, send, tree_when
 
 AGENT = str(REPO / "tests" / "agents" / "openai_agent.py")
-CALLS = 3  # the agent makes a plain, a streamed and an async streamed Responses API call
+# The agent's calls: Responses API plain, streamed, async streamed; one chat completion.
+CALLS = 4
 
 
 @pytest.fixture

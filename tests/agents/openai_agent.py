@@ -1,6 +1,7 @@
-"""A user's own Python agent, as the tests run it: ``agent_otel.configure`` and three real
-``openai`` Responses API calls to ``$OPENAI_BASE_URL`` (plain, streamed, and streamed from the
-async client); prints ``{"run_id": ..., "texts": [...]}`` on stdout."""
+"""A user's own Python agent, as the tests run it: ``agent_otel.configure`` and four real
+``openai`` calls to ``$OPENAI_BASE_URL``: the Responses API plain, streamed, and streamed from
+the async client, and one Chat Completions call (the official instrumentation's path); prints
+``{"run_id": ..., "texts": [...]}`` on stdout."""
 
 import asyncio
 import json
@@ -24,5 +25,9 @@ streamed = "".join(
     for event in client.responses.create(model="gpt-mock", input="say hi again", stream=True)
     if event.type == "response.output_text.delta"
 )
-texts = [answer.output_text, streamed, asyncio.run(streamed_async())]
+chat = client.chat.completions.create(
+    model="gpt-mock", messages=[{"role": "user", "content": "and chat"}]
+)
+chat_text = chat.choices[0].message.content
+texts = [answer.output_text, streamed, asyncio.run(streamed_async()), chat_text]
 print(json.dumps({"run_id": run.run_id if run else None, "texts": texts}))
