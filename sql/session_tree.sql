@@ -1,5 +1,6 @@
 -- session_tree: one launch / Claude Code session / codex run as a tree of nodes:
 --   cc.launch -> Claude session -> interactions -> tool calls -> codex runs -> turns, tool calls
+--                                                             -> Python agents -> model calls
 -- Parameters:
 --   {database:Identifier}  the receiver's database (default otel)
 --   {id:String}            a cc.launch id, Claude session id, codex run id, or trace id; the
@@ -14,7 +15,8 @@
 -- send even with tracing off: claude_code.api_request (input/output tokens, cost_usd) on the
 -- session, codex.sse_event response.completed (input/output token counts) on the codex run;
 -- failures from claude_code.tool_result / codex.tool_result (success = false) and
--- claude_code.api_error. A node whose parent span is not itself a node (e.g. a tool call made
+-- claude_code.api_error; a Python agent's (agent_otel) model calls and their tokens from its
+-- GenAI spans (gen_ai.usage.input_tokens / output_tokens). A node whose parent span is not itself a node (e.g. a tool call made
 -- by a subagent) has parent_span set; the CLI attaches it to the nearest ancestor node.
 WITH
     (SELECT CAST((groupArray(Model), groupArray((Input, CachedInput, Output, Reasoning))),
@@ -24,7 +26,7 @@ WITH
         AS codex_prices,  -- USD per 1M tokens: uncached input, cached input, output, reasoning
     runs AS (
         SELECT RunId, Kind, ParentRunId, ParentSpanId, Resolution, OrphanReason, LaunchId,
-               TaskId, TicketId, ThreadId, TraceIds, FirstSeen, LastSeen
+               TaskId, TicketId, ThreadId, TraceIds, FirstSeen, LastSeen, ServiceName
         FROM {database:Identifier}.agent_runs FINAL
     ),
     ancestry AS (
@@ -49,6 +51,7 @@ WITH
     ),
     sessions AS (SELECT RunId FROM family WHERE Kind = 'claude_session'),
     codex AS (SELECT RunId, ThreadId FROM family WHERE Kind = 'codex_run'),
+    python_agents AS (SELECT RunId FROM family WHERE Kind = 'python_agent'),
     claude_logs AS (
         SELECT LogAttributes['session.id'] AS RunId, EventName, LogAttributes AS a
         FROM {database:Identifier}.otel_logs
@@ -93,13 +96,15 @@ SELECT * FROM (
 
     UNION ALL
     SELECT concat('run:', f.RunId),
-           multiIf(f.Kind = 'codex_run' AND tool.SpanId != '', concat('span:', tool.ParentSpanId),
+           multiIf(f.Kind IN ('codex_run', 'python_agent') AND tool.SpanId != '',
+                   concat('span:', tool.ParentSpanId),
                    f.ParentRunId != '', concat('run:', f.ParentRunId), ''),
            '',
            f.Kind, f.RunId,
            multiIf(f.Kind = 'claude_session', 'claude session',
                    f.Kind = 'codex_run', if(f.ThreadId != '', concat('codex exec (thread ', f.ThreadId, ')'),
                                             'codex exec'),
+                   f.Kind = 'python_agent', concat('python agent ', f.ServiceName),
                    concat('cc.launch', if(f.TaskId != '', concat(' task ', f.TaskId), ''),
                           if(f.TicketId != '', concat(' ticket ', f.TicketId), ''))),
            f.FirstSeen,
@@ -167,6 +172,23 @@ SELECT * FROM (
         WHERE s.Kind = 'codex_run' AND s.SpanName = 'run_turn'
           AND s.RunId IN (SELECT RunId FROM codex)
     ) AS t
+
+    UNION ALL
+    SELECT concat('span:', m.SpanId), concat('run:', m.RunId), '', 'model_call', m.SpanId,
+           m.SpanName, m.Timestamp, m.Duration / 1e6, m.InputTokens, m.OutputTokens, 0.,
+           toUInt64(m.Failed), m.Model
+    FROM (
+        SELECT s.SpanId AS SpanId, s.RunId AS RunId, s.SpanName AS SpanName,
+               s.Timestamp AS Timestamp, s.Duration AS Duration,
+               toUInt64OrZero(o.SpanAttributes['gen_ai.usage.input_tokens']) AS InputTokens,
+               toUInt64OrZero(o.SpanAttributes['gen_ai.usage.output_tokens']) AS OutputTokens,
+               o.StatusCode = 'Error' AS Failed,
+               o.SpanAttributes['gen_ai.response.model'] AS Model
+        FROM {database:Identifier}.agent_spans AS s
+        INNER JOIN {database:Identifier}.otel_traces AS o ON o.SpanId = s.SpanId
+        WHERE s.Kind = 'python_agent' AND s.RunId IN (SELECT RunId FROM python_agents)
+          AND o.SpanAttributes['gen_ai.operation.name'] != ''
+    ) AS m
 
     UNION ALL
     SELECT concat('log:', toString(cityHash64(RunId, Timestamp, a['call_id']))),

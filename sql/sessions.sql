@@ -6,9 +6,10 @@
 --   {since:DateTime64(9)}  window start, inclusive (CLI --since; default 7d)
 --   {until:DateTime64(9)}  window end, exclusive (CLI --until; default now)
 --   {session:String}       only this Claude session (and its codex runs) or codex run (default: all)
--- Columns: agent (claude | codex), id (Claude session.id; codex run id = the codex shim's
---   agent.run.id, else the codex thread id conversation.id), parent_session (codex: the Claude
---   session that spawned it), start, end, duration_s (first to last telemetry in the window),
+-- Columns: agent (claude | codex | python_agent), id (Claude session.id; codex run id = the
+--   codex shim's agent.run.id, else the codex thread id conversation.id; python_agent: the
+--   agent.run.id agent_otel stamps), parent_session (codex, python_agent: the Claude session
+--   that spawned it), start, end, duration_s (first to last telemetry in the window),
 --   user (Claude user.id; codex carries none), models, prompts, api_calls (requests made,
 --   failed ones included), api_errors, input_tokens, output_tokens, cache_read_tokens,
 --   cache_creation_tokens, reasoning_tokens, cost_usd (Claude Code's reported cost; 0 for
@@ -34,6 +35,9 @@
 --   Parent session of a codex run: by span link first (a codex span whose parent span is a
 --   Claude Code span, e.g. codex.exec under the Bash tool.execution), else the codex shim's
 --   resource attribute agent.parent.session.id.
+--   Python agents (agent_otel, resource agent.kind = python_agent): models, API calls, errors
+--   and tokens from their model-call spans (gen_ai.operation.name, gen_ai.usage.*); parent
+--   session as for codex (span link, then agent.parent.session.id).
 -- Table: agent, id, parent_session, start, duration_s, user, models, prompts, api_calls, api_errors, input_tokens, output_tokens, cache_read_tokens, cost_usd, codex_est_cost_usd, total_cost_incl_est_usd, tool_calls, tool_failures, codex_children, wait_s
 WITH
     (SELECT CAST((groupArray(Model), groupArray((Input, CachedInput, Output, Reasoning))),
@@ -73,23 +77,28 @@ WITH
           AND (startsWith(EventName, 'claude_code.') OR startsWith(EventName, 'codex.'))
     ),
     spans AS (
-        SELECT if(startsWith(ServiceName, 'codex'), 'codex', 'claude') AS agent,
+        SELECT multiIf(ResourceAttributes['agent.kind'] = 'python_agent', 'python_agent',
+                       startsWith(ServiceName, 'codex'), 'codex', 'claude') AS agent,
                multiIf(agent = 'claude', SpanAttributes['session.id'],
                        ResourceAttributes['agent.run.id'] != '', ResourceAttributes['agent.run.id'],
                        length(SpanAttributes['thread.id']) = 36, SpanAttributes['thread.id'],
                        SpanAttributes['conversation.id']) AS run_id,
-               Timestamp, Duration, ParentSpanId, ResourceAttributes AS r
+               Timestamp, Duration, ParentSpanId, ResourceAttributes AS r,
+               SpanAttributes AS a, StatusCode = 'Error' AS failed,
+               agent = 'python_agent' AND a['gen_ai.operation.name'] != '' AS model_call
         FROM {database:Identifier}.otel_traces
         WHERE Timestamp >= {since:DateTime64(9)} - INTERVAL 1 DAY
           AND Timestamp < {until:DateTime64(9)}
-          AND (startsWith(ServiceName, 'codex') OR startsWith(SpanName, 'claude_code.'))
+          AND (startsWith(ServiceName, 'codex') OR startsWith(SpanName, 'claude_code.')
+               OR ResourceAttributes['agent.kind'] = 'python_agent')
     ),
     links AS (
-        -- codex spans whose parent span is a Claude Code span (codex.exec under tool.execution)
+        -- codex / python_agent spans whose parent span is a Claude Code span (codex.exec or
+        -- agent_otel's root span under tool.execution)
         SELECT c.run_id AS run_id, any(p.session) AS parent_session,
                any(c.ParentSpanId) AS parent_span
         FROM (SELECT run_id, ParentSpanId FROM spans
-              WHERE agent = 'codex' AND run_id != '' AND ParentSpanId != '') AS c
+              WHERE agent != 'claude' AND run_id != '' AND ParentSpanId != '') AS c
         INNER JOIN (
             SELECT SpanId, SpanAttributes['session.id'] AS session
             FROM {database:Identifier}.otel_traces
@@ -145,7 +154,14 @@ WITH
         UNION ALL
         SELECT agent, run_id, min(Timestamp),
                max(addNanoseconds(Timestamp, toInt64(least(Duration, 4611686018427387904)))),
-               '', [], 0, 0, 0, 0, 0, 0., 0., 0., 0., 0., 0., 0., 0.,
+               '',
+               groupUniqArrayIf(if(a['gen_ai.response.model'] != '', a['gen_ai.response.model'],
+                                   a['gen_ai.request.model']), model_call),
+               0, countIf(model_call), countIf(model_call AND failed), 0, 0,
+               sumIf(toFloat64OrZero(a['gen_ai.usage.input_tokens']), model_call),
+               sumIf(toFloat64OrZero(a['gen_ai.usage.output_tokens']), model_call),
+               sumIf(toFloat64OrZero(a['gen_ai.usage.cache_read.input_tokens']), model_call),
+               0., 0., 0., 0., 0.,
                anyIf(r['agent.parent.session.id'], r['agent.parent.session.id'] != ''),
                anyIf(r['cc.launch.id'], r['cc.launch.id'] != '')
         FROM spans
@@ -154,7 +170,7 @@ WITH
     ),
     runs AS (
         SELECT f.agent AS agent, f.run_id AS id,
-               multiIf(f.agent != 'codex', '', l.parent_session != '', l.parent_session,
+               multiIf(f.agent = 'claude', '', l.parent_session != '', l.parent_session,
                        f.stamped) AS parent_session,
                f.start AS start, f.end AS end,
                round((toUnixTimestamp64Nano(f.end) - toUnixTimestamp64Nano(f.start)) / 1e9, 3)
@@ -241,4 +257,4 @@ LEFT JOIN children AS c ON c.parent_session = r.id
 LEFT JOIN waits AS w ON w.session = r.id
 WHERE {session:String} = '' OR r.id = {session:String} OR r.parent_session = {session:String}
 ORDER BY min(r.start) OVER (PARTITION BY if(r.parent_session != '', r.parent_session, r.id)) DESC,
-         if(r.parent_session != '', r.parent_session, r.id), r.agent = 'codex', r.start
+         if(r.parent_session != '', r.parent_session, r.id), r.agent != 'claude', r.start

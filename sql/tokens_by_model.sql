@@ -3,9 +3,9 @@
 --   {database:Identifier}  the receiver's database (CLI --database; default otel)
 --   {since:DateTime64(9)}  window start, inclusive (CLI --since; default 7d)
 --   {until:DateTime64(9)}  window end, exclusive (CLI --until; default now)
--- Columns: day, agent (claude | codex), model, input_tokens, output_tokens, cache_read_tokens,
---   cache_creation_tokens, reasoning_tokens, total_tokens, cost_usd (Claude Code's reported
---   cost; 0 for codex), codex_est_cost_usd (the Codex estimate: tokens times the price table
+-- Columns: day, agent (claude | codex | python_agent), model, input_tokens, output_tokens,
+--   cache_read_tokens, cache_creation_tokens, reasoning_tokens, total_tokens, cost_usd (Claude
+--   Code's reported cost; 0 for codex), codex_est_cost_usd (the Codex estimate: tokens times the price table
 --   codex_prices, see README "Costs"; 0 for claude and for unpriced models),
 --   total_cost_incl_est_usd (cost_usd + codex_est_cost_usd: includes an estimate).
 -- Sources (the same in every report, so reports agree on the same data):
@@ -21,6 +21,11 @@
 --   cache_read_tokens and output_tokens includes reasoning_tokens (OpenAI usage semantics);
 --   total_tokens = input + output for codex, input + output + cache read + cache creation
 --   for Claude (Anthropic counts cache tokens apart from input).
+--   Python agents (agent_otel, resource agent.kind = python_agent): their model-call spans'
+--   gen_ai.usage.input_tokens / output_tokens / cache_read.input_tokens by
+--   gen_ai.response.model (else gen_ai.request.model); spans rather than the histogram
+--   gen_ai.client.token.usage because each span names its run. GenAI semantics: input
+--   includes cache reads, so total_tokens = input + output, as for codex.
 -- Table: day, agent, model, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, total_tokens, cost_usd, codex_est_cost_usd, total_cost_incl_est_usd
 WITH
     (SELECT CAST((groupArray(Model), groupArray((Input, CachedInput, Output, Reasoning))),
@@ -71,6 +76,20 @@ WITH
           AND LogAttributes['input_token_count'] != ''
           AND Timestamp >= {since:DateTime64(9)} AND Timestamp < {until:DateTime64(9)}
         GROUP BY day, model
+        UNION ALL
+        SELECT toDate(Timestamp, 'UTC') AS day, 'python_agent' AS agent,
+               if(SpanAttributes['gen_ai.response.model'] != '',
+                  SpanAttributes['gen_ai.response.model'],
+                  SpanAttributes['gen_ai.request.model']) AS model,
+               sum(toFloat64OrZero(SpanAttributes['gen_ai.usage.input_tokens'])),
+               sum(toFloat64OrZero(SpanAttributes['gen_ai.usage.output_tokens'])),
+               sum(toFloat64OrZero(SpanAttributes['gen_ai.usage.cache_read.input_tokens'])),
+               0., 0., 0., 0.
+        FROM {database:Identifier}.otel_traces
+        WHERE ResourceAttributes['agent.kind'] = 'python_agent'
+          AND SpanAttributes['gen_ai.usage.input_tokens'] != ''
+          AND Timestamp >= {since:DateTime64(9)} AND Timestamp < {until:DateTime64(9)}
+        GROUP BY day, model
     )
 SELECT day, agent, model,
        toUInt64(round(sum(input))) AS input_tokens,
@@ -78,7 +97,7 @@ SELECT day, agent, model,
        toUInt64(round(sum(cache_read))) AS cache_read_tokens,
        toUInt64(round(sum(cache_creation))) AS cache_creation_tokens,
        toUInt64(round(sum(reasoning))) AS reasoning_tokens,
-       if(agent = 'codex', input_tokens + output_tokens,
+       if(agent != 'claude', input_tokens + output_tokens,
           input_tokens + output_tokens + cache_read_tokens + cache_creation_tokens) AS total_tokens,
        round(sum(cost), 6) AS cost_usd,
        round(sum(codex_est), 6) AS codex_est_cost_usd,

@@ -7,7 +7,8 @@
   answered too; anything else gets an empty JSON object.
 - ``MockOpenAI``: the OpenAI Responses API as Codex uses it (``POST /v1/responses``, SSE:
   ``response.created``, ``response.output_item.added``, ``response.output_text.delta``,
-  ``response.output_item.done``, ``response.completed`` with usage). ``GET /v1/models`` lists
+  ``response.output_item.done``, ``response.completed`` with usage); also one non-streamed
+  ``POST /v1/chat/completions`` answer (for agents on that API). ``GET /v1/models`` lists
   nothing; anything else (e.g. codex's ``/v1/analytics/...``) gets an empty JSON object.
 - ``EgressBlocker``: an HTTP(S) proxy that refuses everything (403) and records where the
   clients tried to go, so a test never reaches the Internet and cannot hang on it.
@@ -253,9 +254,11 @@ class MockOpenAI(_MockServer):
         path = urlsplit(seen.path).path
         if seen.method == "GET" and path == "/v1/models":
             return _json(seen, "models", {"object": "list", "data": [], "models": []})
+        body = seen.body if isinstance(seen.body, dict) else {}
+        if seen.method == "POST" and path == "/v1/chat/completions":
+            return self._chat_completion(seen, body)
         if seen.method != "POST" or path != "/v1/responses":
             return _json(seen, "empty", {})
-        body = seen.body if isinstance(seen.body, dict) else {}
         seen.answer = "response"
         usage = self.USAGE
         self.record_usage(usage.input_tokens, usage.output_tokens)
@@ -275,6 +278,20 @@ class MockOpenAI(_MockServer):
             "status": "completed",
             "content": [{"type": "output_text", "text": self.TEXT, "annotations": []}],
         }
+        completed = {
+            **response,
+            "status": "completed",
+            "output": [done_item],
+            "usage": {
+                "input_tokens": usage.input_tokens,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": usage.output_tokens,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": usage.input_tokens + usage.output_tokens,
+            },
+        }
+        if not body.get("stream"):
+            return _json(seen, "response", completed)
         events: list[tuple[str, dict[str, Any]]] = [
             ("response.created", {"type": "response.created", "response": response}),
             (
@@ -299,26 +316,33 @@ class MockOpenAI(_MockServer):
                 "response.output_item.done",
                 {"type": "response.output_item.done", "output_index": 0, "item": done_item},
             ),
-            (
-                "response.completed",
-                {
-                    "type": "response.completed",
-                    "response": {
-                        **response,
-                        "status": "completed",
-                        "output": [done_item],
-                        "usage": {
-                            "input_tokens": usage.input_tokens,
-                            "input_tokens_details": {"cached_tokens": 0},
-                            "output_tokens": usage.output_tokens,
-                            "output_tokens_details": {"reasoning_tokens": 0},
-                            "total_tokens": usage.input_tokens + usage.output_tokens,
-                        },
-                    },
-                },
-            ),
+            ("response.completed", {"type": "response.completed", "response": completed}),
         ]
         return 200, "text/event-stream", sse(events)
+
+    def _chat_completion(self, seen: Seen, body: dict[str, Any]) -> tuple[int, str, bytes]:
+        """One non-streamed Chat Completions answer, with the same usage as a response."""
+        usage = self.USAGE
+        self.record_usage(usage.input_tokens, usage.output_tokens)
+        completion = {
+            "id": f"chatcmpl-mock-{secrets.token_hex(8)}",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model", "mock"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": self.TEXT},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": usage.input_tokens,
+                "completion_tokens": usage.output_tokens,
+                "total_tokens": usage.input_tokens + usage.output_tokens,
+            },
+        }
+        return _json(seen, "chat completion", completion)
 
 
 class EgressBlocker(_MockServer):

@@ -2,8 +2,10 @@
 
 A run is a Claude Code session (``session.id``), a codex exec run (the codex shim's
 ``agent.run.id``; without the shim, its thread id: ``conversation.id``, or ``thread.id`` on
-``codex.exec``), or a ``cc.launch``. The stitch stage reads each request's decoded rows and
-adds two kinds of rows that travel with them through batching, the spool and ClickHouse:
+``codex.exec``), a user's Python agent (``agent_otel``'s ``agent.run.id``, marked
+``agent.kind=python_agent``; stamped and parented like a codex run), or a ``cc.launch``.
+The stitch stage reads each request's decoded rows and adds two kinds of rows that travel
+with them through batching, the spool and ClickHouse:
 ``agent_spans`` (span -> run) and ``agent_run_sightings`` (what this request says about a
 run: times, traces, launch/task/ticket, the shim's parent stamps).
 
@@ -40,7 +42,11 @@ log = structlog.get_logger("receiver.processors.stitch")
 
 CLAUDE_SESSION = "claude_session"
 CODEX_RUN = "codex_run"
+PYTHON_AGENT = "python_agent"
 CC_LAUNCH = "cc_launch"
+# Runs started by a tool call, stamped by the codex shim or agent_otel: without a parent they
+# are orphans (a Claude session or a launch without one is a root).
+SPAWNED_KINDS = (CODEX_RUN, PYTHON_AGENT)
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -51,6 +57,9 @@ def run_of(
     if span_name == "cc.launch" or service == "cc-launch":
         launch = attributes.get("cc.launch.id") or resource.get("cc.launch.id")
         return (CC_LAUNCH, launch) if launch else None
+    if resource.get("agent.kind") == PYTHON_AGENT:
+        run = resource.get("agent.run.id")
+        return (PYTHON_AGENT, run) if run else None
     if service.startswith("codex"):
         thread = attributes.get("thread.id", "")  # a UUID on codex.exec, a worker number elsewhere
         run = (
@@ -278,10 +287,10 @@ FROM (
                 l.MissingSpan) AS ParentSpanId,
         multiIf(UseLink, 'span_link', s.StampedParentRunId != '', 'stamped',
                 s.LaunchId != '' AND s.Kind != 'cc_launch', 'launch',
-                s.Kind = 'codex_run' OR l.MissingSpan != '', 'orphan', 'root') AS Resolution,
+                s.Kind IN {spawned_kinds} OR l.MissingSpan != '', 'orphan', 'root') AS Resolution,
         multiIf(Resolution != 'orphan', '',
                 l.MissingSpan != '', concat('parent span ', l.MissingSpan, ' has not arrived'),
-                'no parent context: no span link, no codex shim stamps, no cc.launch.id')
+                'no parent context: no span link, no shim or agent_otel stamps, no cc.launch.id')
             AS OrphanReason,
         s.TraceIds[1] AS TraceId,
         s.TraceIds AS TraceIds,
@@ -323,7 +332,9 @@ class RunResolver:
         self, client: Client, database: str, interval: float = 1.0, unresolved_days: int = 2
     ) -> None:
         self._client = client
-        self._sql = _RESOLVE.format(db=f"`{database}`", unresolved_days=unresolved_days)
+        self._sql = _RESOLVE.format(
+            db=f"`{database}`", unresolved_days=unresolved_days, spawned_kinds=SPAWNED_KINDS
+        )
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
         self._since_ms = 0

@@ -47,10 +47,6 @@ def _node(session: str, ts: datetime, index: int, name: str, detail: str = "") -
         name=name,
         start=ts,
         duration_ms=0.0,
-        input_tokens=0,
-        output_tokens=0,
-        cost_usd=0.0,
-        failures=0,
         detail=detail,
     )
 

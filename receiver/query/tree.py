@@ -45,12 +45,13 @@ class Node:
     name: str
     start: datetime
     duration_ms: float
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float  # Claude Code's reported cost
-    codex_est_cost_usd: float  # codex runs: the estimate from the price table
-    failures: int
-    detail: str
+    # The figures default to nothing: hook events and plain spans carry none of their own.
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0  # Claude Code's reported cost
+    codex_est_cost_usd: float = 0.0  # codex runs: the estimate from the price table
+    failures: int = 0
+    detail: str = ""
     children: list[Node] = field(default_factory=list)
     totals: dict[str, float] = field(default_factory=dict)
 
@@ -110,12 +111,7 @@ def trace_spans(client: Client, database: str, trace_id: str) -> list[Node]:
             name=f"{name} ({service})" if service else name,
             start=start,
             duration_ms=duration_ns / 1e6,
-            input_tokens=0,
-            output_tokens=0,
-            cost_usd=0.0,
-            codex_est_cost_usd=0.0,
             failures=int(status == "Error"),
-            detail="",
         )
     return _link(nodes, {})
 
@@ -183,7 +179,13 @@ def render_text(tops: list[Node]) -> str:
         figures.extend(costs)
         if t["failures"]:
             figures.append(f"{t['failures']:.0f} failed")
-        if node.detail and node.kind in ("claude_session", "codex_run", "cc_launch", "hook"):
+        if node.detail and node.kind in (
+            "claude_session",
+            "codex_run",
+            "python_agent",
+            "cc_launch",
+            "hook",
+        ):
             figures.append(node.detail)
         line = f"{prefix}{branch}{node.name} [{node.kind} {node.id}]"
         lines.append(f"{line}  " + ", ".join(figures) if figures else line)

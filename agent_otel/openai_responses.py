@@ -1,0 +1,241 @@
+"""Spans and metrics for the OpenAI Responses API (``client.responses.create``).
+
+The official instrumentation, ``opentelemetry-instrumentation-openai-v2`` (2.4b0, the newest
+published), instruments chat completions and embeddings only: its Responses API code ships but
+is not wired to ``Responses.create``. Until it is, this module wraps ``Responses.create`` and
+``AsyncResponses.create`` (streamed or not) with what that instrumentation records for a chat
+call, on the GenAI semantic conventions: a CLIENT span ``chat <model>`` with
+``gen_ai.operation.name``, ``gen_ai.system``, ``gen_ai.request.model``,
+``gen_ai.response.model``, ``gen_ai.response.id``, ``gen_ai.response.finish_reasons``,
+``gen_ai.usage.input_tokens`` / ``output_tokens``, ``server.address`` / ``server.port``, and
+the histograms ``gen_ai.client.operation.duration`` and ``gen_ai.client.token.usage``.
+
+It never records prompt or completion text. It steps aside when ``Responses.create`` is
+already wrapped (a later official instrumentation), and it never changes what the call
+returns or raises: a failure inside the telemetry is swallowed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import timeit
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from opentelemetry.metrics import Histogram, Meter
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from wrapt import ObjectProxy, wrap_function_wrapper
+
+SCOPE = "agent_otel.openai_responses"
+# Bucket boundaries the GenAI semantic conventions recommend for the two histograms.
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
+                    40.96, 81.92)  # fmt: skip
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
+                 16777216, 67108864)  # fmt: skip
+_FINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
+
+
+class _Call:
+    """One ``create`` call: its span, its metric attributes, and how it ends."""
+
+    def __init__(self, tracer: Tracer, histograms: _Histograms, instance: Any, kwargs: Any):
+        model = kwargs.get("model")
+        self.attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.system": "openai",
+        }
+        if isinstance(model, str):
+            self.attributes["gen_ai.request.model"] = model
+        with contextlib.suppress(Exception):
+            url = instance._client.base_url
+            self.attributes["server.address"] = url.host
+            if url.port:
+                self.attributes["server.port"] = url.port
+        span_attributes = dict(self.attributes)
+        for key, name in (("temperature", "temperature"), ("top_p", "top_p")):
+            if isinstance(kwargs.get(key), int | float):
+                span_attributes[f"gen_ai.request.{name}"] = kwargs[key]
+        if isinstance(kwargs.get("max_output_tokens"), int):
+            span_attributes["gen_ai.request.max_tokens"] = kwargs["max_output_tokens"]
+        name = f"chat {model}" if isinstance(model, str) else "chat"
+        self.histograms = histograms
+        self.span: Span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attributes)
+        self.started = timeit.default_timer()
+        self.ended = False
+
+    def finish(self, response: Any = None, error: BaseException | None = None) -> None:
+        """End the span and record the metrics, once; never raises."""
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            self._finish(response, error)
+        except Exception:  # telemetry must not break the user's call
+            with contextlib.suppress(Exception):
+                self.span.end()
+
+    def _finish(self, response: Any, error: BaseException | None) -> None:
+        span, attributes = self.span, dict(self.attributes)
+        usage = getattr(response, "usage", None)
+        if response is not None:
+            if getattr(response, "model", None):
+                attributes["gen_ai.response.model"] = response.model
+            if getattr(response, "id", None):
+                span.set_attribute("gen_ai.response.id", response.id)
+            if getattr(response, "status", None):
+                span.set_attribute("gen_ai.response.finish_reasons", [str(response.status)])
+        if usage is not None:
+            span.set_attribute("gen_ai.usage.input_tokens", usage.input_tokens)
+            span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
+            cached = getattr(getattr(usage, "input_tokens_details", None), "cached_tokens", None)
+            if isinstance(cached, int):
+                span.set_attribute("gen_ai.usage.cache_read.input_tokens", cached)
+        if error is not None:
+            attributes["error.type"] = type(error).__qualname__
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, str(error)))
+        for key in ("gen_ai.response.model", "error.type"):
+            if key in attributes:
+                span.set_attribute(key, attributes[key])
+        span.end()
+        duration = max(timeit.default_timer() - self.started, 0.0)
+        self.histograms.duration.record(duration, attributes=attributes)
+        if usage is not None:
+            for kind, count in (("input", usage.input_tokens), ("output", usage.output_tokens)):
+                self.histograms.tokens.record(
+                    count, attributes={**attributes, "gen_ai.token.type": kind}
+                )
+
+
+class _Histograms:
+    def __init__(self, meter: Meter) -> None:
+        self.duration: Histogram = meter.create_histogram(
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="GenAI operation duration",
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+        )
+        self.tokens: Histogram = meter.create_histogram(
+            "gen_ai.client.token.usage",
+            unit="{token}",
+            description="Measures number of input and output tokens used",
+            explicit_bucket_boundaries_advisory=list(TOKEN_BUCKETS),
+        )
+
+
+def _final_response(event: Any) -> Any:
+    """The ``Response`` a terminal stream event carries, else None."""
+    return getattr(event, "response", None) if getattr(event, "type", "") in _FINAL_EVENTS else None
+
+
+class _Stream(ObjectProxy):  # type: ignore[misc]
+    """A ``Stream`` of events that ends the call's span when the stream ends or is closed."""
+
+    def __init__(self, stream: Any, call: _Call) -> None:
+        super().__init__(stream)
+        self._self_call = call
+        self._self_response: Any = None
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            for event in self.__wrapped__:
+                self._self_response = _final_response(event) or self._self_response
+                yield event
+        except BaseException as exc:
+            self._self_call.finish(self._self_response, exc)
+            raise
+        self._self_call.finish(self._self_response)
+
+    def __enter__(self) -> _Stream:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        self._self_call.finish(self._self_response)
+        return self.__wrapped__.__exit__(*exc_info)
+
+    def close(self) -> None:
+        self._self_call.finish(self._self_response)
+        self.__wrapped__.close()
+
+
+class _AsyncStream(ObjectProxy):  # type: ignore[misc]
+    """The ``AsyncStream`` counterpart of ``_Stream``."""
+
+    def __init__(self, stream: Any, call: _Call) -> None:
+        super().__init__(stream)
+        self._self_call = call
+        self._self_response: Any = None
+
+    async def _events(self) -> AsyncIterator[Any]:
+        try:
+            async for event in self.__wrapped__:
+                self._self_response = _final_response(event) or self._self_response
+                yield event
+        except BaseException as exc:
+            self._self_call.finish(self._self_response, exc)
+            raise
+        self._self_call.finish(self._self_response)
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._events()
+
+    async def __aenter__(self) -> _AsyncStream:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        self._self_call.finish(self._self_response)
+        return await self.__wrapped__.__aexit__(*exc_info)
+
+    async def close(self) -> None:
+        self._self_call.finish(self._self_response)
+        await self.__wrapped__.close()
+
+
+def _sync_wrapper(tracer: Tracer, histograms: _Histograms) -> Callable[..., Any]:
+    def create(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        call = _Call(tracer, histograms, instance, kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.finish(error=exc)
+            raise
+        if kwargs.get("stream"):
+            return _Stream(result, call)
+        call.finish(result)
+        return result
+
+    return create
+
+
+def _async_wrapper(tracer: Tracer, histograms: _Histograms) -> Callable[..., Any]:
+    async def create(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        call = _Call(tracer, histograms, instance, kwargs)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.finish(error=exc)
+            raise
+        if kwargs.get("stream"):
+            return _AsyncStream(result, call)
+        call.finish(result)
+        return result
+
+    return create
+
+
+def instrument(tracer: Tracer, meter: Meter) -> bool:
+    """Wrap ``Responses.create`` and ``AsyncResponses.create``; False when openai is missing
+    or they are already wrapped."""
+    try:
+        from openai.resources.responses import Responses
+    except ImportError:
+        return False
+    if hasattr(Responses.create, "__wrapped__"):
+        return False
+    histograms = _Histograms(meter)
+    module = "openai.resources.responses"
+    wrap_function_wrapper(module, "Responses.create", _sync_wrapper(tracer, histograms))
+    wrap_function_wrapper(module, "AsyncResponses.create", _async_wrapper(tracer, histograms))
+    return True
