@@ -98,7 +98,11 @@ def dashboard() -> dict[str, Any]:
     panels = [
         stat(
             "Cost",
-            wrap("tokens_by_model", "SELECT sum(cost_usd) AS cost_usd"),
+            wrap(
+                "tokens_by_model",
+                "SELECT sum(cost_usd) AS claude_reported, "
+                "sum(codex_est_cost_usd) AS codex_estimate",
+            ),
             0,
             unit="currencyUSD",
             decimals=4,
@@ -115,11 +119,12 @@ def dashboard() -> dict[str, Any]:
         ),
         stat("API errors", wrap("api_errors", "SELECT sum(errors) AS errors"), 20),
         panel(
-            "Cost per day by model (USD)",
+            "Cost per day by model (USD; Codex models: estimate)",
             "timeseries",
             wrap(
                 "tokens_by_model",
-                "SELECT toDateTime(day, 'UTC') AS time, model, sum(cost_usd) AS cost_usd",
+                "SELECT toDateTime(day, 'UTC') AS time, model, "
+                "sum(total_cost_incl_est_usd) AS cost_usd",
                 "GROUP BY time, model ORDER BY time, model",
             ),
             (0, 4, 12, 8),

@@ -43,6 +43,9 @@ def add_commands(commands: Any, settings_flags: Any) -> None:
 def run_command(settings: Any, args: argparse.Namespace, connect: Callable[[], Client]) -> int:
     rules = {rule.name: rule for rule in settings.alerts}
     if args.alerts_action == "test":
+        if not args.alert_name:
+            print("otel-receiver: alerts test needs the NAME of a rule", file=sys.stderr)
+            return 2
         if args.alert_name not in rules:
             known = ", ".join(rules) or "none configured"
             print(

@@ -18,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from clickhouse_connect.driver.client import Client
+if TYPE_CHECKING:  # receiver.config imports this module: keep it light
+    from clickhouse_connect.driver.client import Client
 
 PRICES_AS_OF = "2026-05-13"
 PRICES_SOURCE = (
