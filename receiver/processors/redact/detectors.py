@@ -41,7 +41,8 @@ _PLACEHOLDER_WORDS = """
     redacted hidden masked real actual valid invalid goes
 """
 _PLACEHOLDER_ALTERNATIVES = "|".join(sorted(_PLACEHOLDER_WORDS.split(), key=len, reverse=True))
-_PLACEHOLDER = re.compile(rf"(?:[-_. ]?(?:{_PLACEHOLDER_ALTERNATIVES})s?)+", re.IGNORECASE)
+# longest word first, and atomic: a failing value is rejected without trying every split
+_PLACEHOLDER = re.compile(rf"(?:[-_. ]?(?>{_PLACEHOLDER_ALTERNATIVES})s?)+", re.IGNORECASE)
 _CREDENTIAL_WORDS = "password|passwd|passphrase|pass|pwd|secret|token|key|auth|credentials?"
 # the name of a credential, not its value: dbPassword, authToken, DB_PASSWORD, db-password
 _CREDENTIAL_NAME = re.compile(
@@ -53,9 +54,10 @@ _CREDENTIAL_NAME = re.compile(
 _VAR_REF = re.compile(r"[$%{<(]|#\{|\[REDACTED")  # $X ${X} %X% {x} {{ x }} #{x} <x> (..)
 _MASK = re.compile(r"[*xX•.…_#-]+")
 _MASKED_TAIL = re.compile(r"(?:[*•]{3,}|[xX]{4,}|\.{3,}|…)\Z")  # sk-ant-xxxx, AKIA****, ghp_...
+_DIGIT = re.compile(r"[0-9]")
 _NUMERIC = re.compile(r"[0-9][0-9.,_]*")
 _DOTTED_IDENT = re.compile(r"[A-Za-z_]\w{0,24}(?:\.[A-Za-z_]\w{0,24})+")  # not hvs.<90 chars>
-_CALL = re.compile(r"[A-Za-z_][\w.]*(?:(?:::|->)\w+)*!?[(\[]")  # f(, a.b[, std::env::var(
+_CALL = re.compile(r"[A-Za-z_][\w.]*+(?:(?:::|->)\w++)*+!?[(\[]")  # f(, a.b[, std::env::var(
 _SNAKE_WORDS = re.compile(r"[a-z]+(?:_[a-z]+)+")  # "send_message": an identifier, not a secret
 _WORD = re.compile(r"[A-Za-z_]+")
 _PATH = re.compile(r"(?:~|\.{1,2})?/[\w.@-]+/|\.{1,2}/[\w.@-]+\Z")  # /run/secrets/x, ./x.txt
@@ -76,9 +78,15 @@ def plausible_secret(value: str, word: str = "", unquoted: bool = False) -> bool
         return False
     if word in ("token", "key") and _NUMERIC.fullmatch(value):
         return False
-    if _PATH.match(value) or _CALL.match(value) or _MASKED_TAIL.search(value):
+    if _PATH.match(value) or _CALL.match(value):
         return False
-    if len(value) <= 48 and (_PLACEHOLDER.fullmatch(value) or _CREDENTIAL_NAME.fullmatch(value)):
+    if value[-1] in "*•xX.…" and _MASKED_TAIL.search(value):
+        return False
+    if (
+        len(value) <= 48
+        and not _DIGIT.search(value)  # placeholder words and names have no digits
+        and (_PLACEHOLDER.fullmatch(value) or _CREDENTIAL_NAME.fullmatch(value))
+    ):
         return False  # password=password, token=YOUR_TOKEN, api_key=api_key, pass=dbPassword
     if _SNAKE_WORDS.fullmatch(value):
         return False
@@ -239,7 +247,6 @@ _SMB_CLIENT = re.compile(r"\b(?:smbclient|rpcclient|smbmap|smbcacls|smbget|mount
 _PASSWORD_FROM_STDIN = re.compile(
     r"\bsudo[ \t]+(?:-[A-Za-z]*[ \t]+)*-[A-Za-z]*S\b|--password-stdin\b|\bchpasswd\b"
 )
-_G_STDIN = ("S(?<=[ \t]-S)", "S(?<=-[A-Za-z]S)", "-(?<=password-)(?=stdin)")
 
 
 def _piped_to_password_reader(m: re.Match[str], original: str = "") -> bool:
@@ -425,6 +432,11 @@ _G_ASSIGN = (
     ':(?<=[dDeEsStTnNyY]\\\\":)(?![:/])',
 )
 _G_SECRET_WORD = (*_G_ASSIGN, _G_LONG_FLAG)
+# a short flag starting a word: -u (curl), -P (sqlcmd, zip), -U (smbclient), -w (ldap), -S and
+# -kS (sudo); a word after a dash: redis-cli (valkey-cli, ...), --password-stdin, --user
+_G_SHORT_FLAG = "-(?=u|[PUw][ \t]|k?S\\b)(?<=[ \t]-)"
+_G_DASH_WORD = "-(?=cli[ \t]|stdin\\b|-user[ \t=])"
+_G_STDIN = (_G_SHORT_FLAG, _G_DASH_WORD)
 
 _URL_USERINFO = _rx(
     rf"""://(?P<user>[^\s:/?\#@'"\\]{{0,256}}):(?P<secret>(?:[^\s/?\#'"\\]|{_U}){{1,256}})@"""
@@ -646,7 +658,7 @@ DETECTORS: tuple[Detector, ...] = (
             rf"""-(?:u[ \t]*|-user(?:[ \t]+|=))\\?["']?
             (?P<user>[^\s:'"\\]{{1,256}}):(?P<secret>{_TOKEN}{{1,256}})"""
         ),
-        ("-(?<=[ \t]-)(?=u)", "-(?=-user[ \t=])"),
+        (_G_SHORT_FLAG, _G_DASH_WORD),
         check=_curl_user_check,
     ),
     Detector(  # mysql -pSECRET, mysql -p'SECRET'
@@ -673,7 +685,7 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(  # redis-cli -a SECRET (valkey-cli, keydb-cli)
         "cli_password",
         _rx(rf"""-a[ \t]+\\?["']?(?P<secret>{_TOKEN}{{1,256}})"""),
-        ("-(?<=redis-)(?=cli)", "-(?<=valkey-)(?=cli)", "-(?<=keydb-)(?=cli)"),
+        (_G_DASH_WORD,),
         check=_run_by(_REDIS_CLIENT),
     ),
     Detector(  # mongosh -u admin -p SECRET (mongo, mongodump, mongorestore, ...)
@@ -713,13 +725,13 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(  # sqlcmd -S db -U sa -P SECRET (bcp, osql); zip -P SECRET
         "cli_password",
         _rx(rf"""-P[ \t]+\\?["']?(?P<secret>{_TOKEN}{{1,256}})"""),
-        ("-(?<=[ \t]-)(?=P[ \t])",),
+        (_G_SHORT_FLAG,),
         check=lambda m, _: _run_by(_SQLCMD_CLIENT)(m) or _run_by(_ZIP_CLIENT)(m),
     ),
     Detector(  # ldapsearch -D cn=admin -w SECRET
         "cli_password",
         _rx(rf"""-w[ \t]+\\?["']?(?P<secret>{_TOKEN}{{1,256}})"""),
-        ("-(?<=[ \t]-)(?=w[ \t])",),
+        (_G_SHORT_FLAG,),
         check=_run_by(_LDAP_CLIENT),
     ),
     Detector(  # 7z a -pSECRET archive.7z
@@ -731,7 +743,7 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(  # smbclient -U user%SECRET
         "cli_password",
         _rx(rf"""-U[ \t]+\\?["']?[^\s%"'\\]{{1,128}}%(?P<secret>{_TOKEN}{{1,256}})"""),
-        ("-(?<=[ \t]-)(?=U[ \t])",),
+        (_G_SHORT_FLAG,),
         check=_run_by(_SMB_CLIENT),
     ),
     Detector(  # SQL: CREATE USER .. IDENTIFIED BY 'x', ALTER ROLE .. PASSWORD 'x', SET PASSWORD
@@ -741,7 +753,7 @@ DETECTORS: tuple[Detector, ...] = (
             |password(?:[ \t]+for[ \t]+[^\s=]{1,200}[ \t]*=[ \t]*|[ \t]+))
             (?:'(?P<s1>[^'\r\n]{1,256})'|\\?"(?P<s2>[^"\\\r\n]{1,256})\\?")"""
         ),
-        ("[yY](?<=[bB][yY])(?=[ \t])", _G_PASSWORD),
+        ("'(?<=[bB][yY][ \t]')", _G_PASSWORD),
         check=_sql_check,
         lower=True,
     ),
