@@ -711,6 +711,9 @@ ADVERSARIAL = {
     "identified by": "identified by " * 5000,
     "password for": "password for x " * 5000,
     "sudo -S <<<": "sudo -S <<< x " * 5000,
+    "xml password": "<password>x" * 7000,
+    "setter": '.password("x' * 6000,
+    "quoted pairs": "'password', 'x" * 5000,
 }
 
 

@@ -107,7 +107,7 @@ class Detector:
 
     ``pattern`` is written to start with a literal, so ``re`` finds candidates with its fast
     prefix search; the whole match is replaced, or only its ``secret`` group when it has one
-    (or the first of ``s1``..``s5`` that matched). ``lower`` patterns are written in lower case
+    (or the first of ``s1``..``s6`` that matched). ``lower`` patterns are written in lower case
     and run on a lower-cased copy of the value of the same length (case-insensitive without
     ``re.IGNORECASE``, which is slow); their spans apply to the original. ``check`` may veto a
     match. ``gates`` are pre-filter fragments: one rare anchor character (or a class of them)
@@ -126,12 +126,12 @@ def _rx(pattern: str, flags: int = 0) -> re.Pattern[str]:
     return re.compile(pattern, flags | re.VERBOSE)
 
 
-_SECRET_GROUPS = ("secret", "s1", "s2", "s3", "s4", "s5")
+_SECRET_GROUPS = ("secret", "s1", "s2", "s3", "s4", "s5", "s6")
 
 
 def secret_span(m: re.Match[str]) -> tuple[int, int]:
     """The part of a match that is the secret: its ``secret`` group (or the first of ``s1``..
-    ``s5`` that matched), else the whole match."""
+    ``s6`` that matched), else the whole match."""
     for group in _SECRET_GROUPS:
         if group in m.re.groupindex and m.start(group) != -1:
             return m.span(group)
@@ -256,8 +256,8 @@ def _piped_to_password_reader(m: re.Match[str], original: str = "") -> bool:
     return _boundary(m) and bool(_PASSWORD_FROM_STDIN.search(after, 0, cut)) and _not_placeholder(m)
 
 
-def _sql_check(m: re.Match[str], original: str) -> bool | tuple[int, int]:
-    """Runs on lower-case text: the password's case matters to the placeholder check."""
+def _original_span_check(m: re.Match[str], original: str) -> bool | tuple[int, int]:
+    """For patterns run on lower-case text: the placeholder check reads the original's case."""
     start, end = secret_span(m)
     return (start, end) if _boundary(m) and plausible_secret(original[start:end]) else False
 
@@ -328,7 +328,7 @@ _KEY_PREFIX = re.compile(
 )
 
 
-_NEXT_ASSIGNMENT = re.compile(r"[&,;][ \t]*[A-Za-z_][\w.-]*=")
+_NEXT_ASSIGNMENT = re.compile(r"[&,;][ \t]*[A-Za-z_][\w.\[\]-]*=")
 _TRAILING = ",;)}].:"
 
 
@@ -355,7 +355,7 @@ def _assignment_check(m: re.Match[str], original: str) -> bool | tuple[int, int]
     kind = word if word in ("token", "key") else "pass"
     if word == "token" and _PAGINATION.search(before):
         return False  # next_token, pageToken: pagination cursors
-    for group in ("s1", "s2", "s3", "s4", "s5"):
+    for group in ("s1", "s2", "s3", "s4", "s5", "s6"):
         if m.start(group) != -1:
             break
     value_start, value_end = m.span(group)
@@ -379,13 +379,17 @@ def _assignment_check(m: re.Match[str], original: str) -> bool | tuple[int, int]
         return False
     if group in ("s4", "s5") and value.isalpha() and value.islower() and len(value) < 16:
         return False  # prose: "refresh token: rotated", "--password prompt"
+    if group == "s6" and value.isalpha() and len(value) < 16:
+        return False  # a pair of words: ("token", "refreshed"), getenv("PASSWORD", "postgres")
     if not plausible_secret(value, kind, unquoted=group in ("s2", "s4", "s5")):
         return False
     return value_start, value_end
 
 
-# A value after `=` (shell, env, query string, ini), after `:` (JSON, YAML, headers), quoted or
-# not, or after a command-line flag. Quoted values end at the quote (or a backslash: JSON escapes).
+# A value after `=` (shell, env, query string, ini; also `x["password"] = `, `user[password]=`),
+# after `:` (JSON, YAML, headers), quoted or not, after a command-line flag, or quoted after a
+# quoted key and a comma (`define('DB_PASSWORD', '…')`, `setdefault("password", "…")`). Quoted
+# values end at the quote (or a backslash: JSON escapes).
 # `\u0026` and friends: Go-style JSON (log bodies from kvlists) escapes < > & inside strings
 _U = r"""\\u[0-9a-fA-F]{4}"""
 _QVAL = rf"""(?:[^\s"'\\]|{_U})(?:[^"'\\\r\n]|{_U}){{0,1000}}"""
@@ -396,11 +400,12 @@ _CLIVAL = rf"""(?:[^\s"'\\<>|`$-]|{_U})(?:[^\s"'\\]|{_U}){{0,1000}}"""
 _TOKEN = rf"""(?:[^\s'"\\]|{_U})"""  # one character of an unquoted value
 _ASSIGNED = rf"""
     (?:
-        \\?["']?[ \t]*(?:=>|:=|=)(?!=)[ \t]*
+        \\?["']?\]?[ \t]*(?:=>|:=|=)(?!=)[ \t]*
             (?:\\?["'](?P<s1>{_QVAL}) | (?P<s2>{_EQVAL}))
       | \\?["']?[ \t]*:(?![:/=])[ \t]*
             (?:\\?["'](?P<s3>{_QVAL}) | (?P<s4>{_COLVAL}))
       | [ \t]+(?P<s5>{_CLIVAL})
+      | \\?["'][ \t]*,[ \t]*\\?["'](?P<s6>{_QVAL})
     )"""
 
 
@@ -754,7 +759,7 @@ DETECTORS: tuple[Detector, ...] = (
             (?:'(?P<s1>[^'\r\n]{1,256})'|\\?"(?P<s2>[^"\\\r\n]{1,256})\\?")"""
         ),
         ("'(?<=[bB][yY][ \t]')", _G_PASSWORD),
-        check=_sql_check,
+        check=_original_span_check,
         lower=True,
     ),
     Detector(
@@ -797,6 +802,23 @@ DETECTORS: tuple[Detector, ...] = (
         _rx(rf"""password[ \t]+(?P<secret>{_TOKEN}{{1,256}})"""),
         (_G_PASSWORD,),
         check=_netrc_check,
+        lower=True,
+    ),
+    Detector(  # <password>SECRET</password> (Maven settings.xml, .NET and Java XML configs)
+        "secret_assignment",
+        _rx(r"""<passw(?:or)?d>(?P<secret>[^<\r\n]{1,256})</passw(?:or)?d>"""),
+        (_G_PASSWORD,),
+        check=_original_span_check,
+        lower=True,
+    ),
+    Detector(  # builder.password("SECRET"), setPassword("SECRET"), withPassword("SECRET")
+        "secret_assignment",
+        _rx(
+            r"""(?:\.|set|with)passw(?:or)?d\([ \t]*
+            \\?["'](?P<secret>[^"'\\\r\n]{1,256})\\?["'][ \t]*\)"""
+        ),
+        (_G_PASSWORD,),
+        check=_original_span_check,
         lower=True,
     ),
     Detector(  # api_key, access-key, apikey, private_key, ... (the check reads the prefix)
