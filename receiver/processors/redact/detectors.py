@@ -439,8 +439,8 @@ _G_ASSIGN = (
 _G_SECRET_WORD = (*_G_ASSIGN, _G_LONG_FLAG)
 # a short flag starting a word: -u (curl), -P (sqlcmd, zip), -U (smbclient), -w (ldap), -S and
 # -kS (sudo); a word after a dash: redis-cli (valkey-cli, ...), --password-stdin, --user
-_G_SHORT_FLAG = "-(?=u|[PUw][ \t]|k?S\\b)(?<=[ \t]-)"
-_G_DASH_WORD = "-(?=cli[ \t]|stdin\\b|-user[ \t=])"
+_G_SHORT_FLAG = "-(?<=[ \t]-)(?=u|[PUw][ \t]|k?S\\b)"
+_G_DASH_WORD = "-(?=[cs-])(?=cli[ \t]|stdin\\b|-user[ \t=])"
 _G_STDIN = (_G_SHORT_FLAG, _G_DASH_WORD)
 
 _URL_USERINFO = _rx(
@@ -758,7 +758,7 @@ DETECTORS: tuple[Detector, ...] = (
             |password(?:[ \t]+for[ \t]+[^\s=]{1,200}[ \t]*=[ \t]*|[ \t]+))
             (?:'(?P<s1>[^'\r\n]{1,256})'|\\?"(?P<s2>[^"\\\r\n]{1,256})\\?")"""
         ),
-        ("'(?<=[bB][yY][ \t]')", _G_PASSWORD),
+        ("B(?=Y[ \t]')", "y(?<=by)(?=[ \t]')", _G_PASSWORD),  # BY ', by ': anchors in use
         check=_original_span_check,
         lower=True,
     ),
