@@ -238,9 +238,8 @@ _HTTP_CLIENT = re.compile(r"\b(?:curl|wget|http|https|xh|httpie)\b")
 _MYSQL_CLIENT = re.compile(r"\b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b")
 _REDIS_CLIENT = re.compile(r"\b(?:redis-cli|valkey-cli|keydb-cli)\b")
 _MONGO_CLIENT = re.compile(r"\bmongo(?:sh|dump|restore|export|import|stat|top|files)?\b")
-_SQLCMD_CLIENT = re.compile(r"\b(?:sqlcmd|bcp|osql|isql)\b")
+_CAPITAL_P_CLIENT = re.compile(r"\b(?:sqlcmd|bcp|osql|isql|zip|unzip|zipcloak)\b")  # -P PASS
 _LDAP_CLIENT = re.compile(r"\bldap(?:search|add|modify|delete|passwd|whoami|compare|modrdn|exop)\b")
-_ZIP_CLIENT = re.compile(r"\b(?:zip|unzip|zipcloak)\b")
 _7Z_CLIENT = re.compile(r"\b7z[az]?\b")
 _SMB_CLIENT = re.compile(r"\b(?:smbclient|rpcclient|smbmap|smbcacls|smbget|mount\.cifs)\b")
 # commands that read a password on standard input: sudo -S, `login --password-stdin`, chpasswd
@@ -259,7 +258,7 @@ def _piped_to_password_reader(m: re.Match[str], original: str = "") -> bool:
 def _original_span_check(m: re.Match[str], original: str) -> bool | tuple[int, int]:
     """For patterns run on lower-case text: the placeholder check reads the original's case."""
     start, end = secret_span(m)
-    return (start, end) if _boundary(m) and plausible_secret(original[start:end]) else False
+    return (start, end) if plausible_secret(original[start:end]) else False
 
 
 def _curl_user_check(m: re.Match[str], original: str = "") -> bool:
@@ -284,12 +283,15 @@ def _run_by(tool: re.Pattern[str]) -> Check:
     return check
 
 
+_ARGUMENT = re.compile(r"\S+")
+
+
 def _htpasswd_check(m: re.Match[str], original: str = "") -> bool | tuple[int, int]:
     """``htpasswd -b[c] FILE USER PASS`` or ``htpasswd -nb USER PASS``: the last argument."""
     flags = m.group("flags")
     if "b" not in flags:
         return False
-    args = list(re.finditer(r"\S+", m.group("args")))
+    args = list(_ARGUMENT.finditer(m.group("args")))
     wanted = 2 if "n" in flags else 3
     if len(args) < wanted:
         return False
@@ -731,7 +733,7 @@ DETECTORS: tuple[Detector, ...] = (
         "cli_password",
         _rx(rf"""-P[ \t]+\\?["']?(?P<secret>{_TOKEN}{{1,256}})"""),
         (_G_SHORT_FLAG,),
-        check=lambda m, _: _run_by(_SQLCMD_CLIENT)(m) or _run_by(_ZIP_CLIENT)(m),
+        check=_run_by(_CAPITAL_P_CLIENT),
     ),
     Detector(  # ldapsearch -D cn=admin -w SECRET
         "cli_password",
@@ -759,7 +761,7 @@ DETECTORS: tuple[Detector, ...] = (
             (?:'(?P<s1>[^'\r\n]{1,256})'|\\?"(?P<s2>[^"\\\r\n]{1,256})\\?")"""
         ),
         ("B(?=Y[ \t]')", "y(?<=by)(?=[ \t]')", _G_PASSWORD),  # BY ', by ': anchors in use
-        check=_original_span_check,
+        check=lambda m, original: _boundary(m) and _original_span_check(m, original),
         lower=True,
     ),
     Detector(
