@@ -1097,6 +1097,18 @@ PASSWORD_CONTEXTS: tuple[tuple[str, str], ...] = (
     ("7z a -p{pw} -mhe=on backup.7z data/", "cli_password"),
     ("ldapsearch -x -D cn=admin,dc=acme,dc=org -w '{pw}' -b dc=acme,dc=org", "cli_password"),
     ("sqlcmd -S db.internal -U sa -P '{pw}' -Q 'SELECT 1'", "cli_password"),
+    ('os.environ["DB_PASSWORD"] = "{pw}"', "secret_assignment"),
+    ("define('DB_PASSWORD', '{pw}');", "secret_assignment"),
+    ('DataSourceBuilder.create().username("app").password("{pw}").build()', "secret_assignment"),
+    ("<server>\n  <id>nexus</id>\n  <password>{pw}</password>\n</server>", "secret_assignment"),
+    (
+        "curl -d 'user[login]=alice&user[password]={url_pw}' https://app.internal/session",
+        "secret_assignment",
+    ),
+    ("DATABASES = {{'default': {{'USER': 'app', 'PASSWORD': '{pw}'}}}}", "secret_assignment"),
+    ("sudo mount -t cifs //fs/share /mnt -o username=alice,password={pw}", "secret_assignment"),
+    ("pip install -i https://ci:{url_pw}@pypi.internal/simple acme-tools", "url_credentials"),
+    ("export HTTPS_PROXY=http://bob:{url_pw}@proxy.internal:3128", "url_credentials"),
 )
 
 
@@ -1301,6 +1313,15 @@ CLEAN_TEMPLATES: dict[str, tuple[str, ...]] = {
         '@Value("${{spring.datasource.password}}") private String {camel};',
         "{var}=getpass.getpass()",
         "{var} = keyring.get_password('{service}', '{user}')",
+        'os.getenv("{ENV}", "")',
+        'os.environ.get("{ENV}", "{setting}")',
+        'config.get("{var}", None)',
+        't("{var}", "{thing}")',
+        "<password>${{env.{ENV}}}</password>",
+        'new PostgreSQLContainer("postgres:16").withPassword("test")',
+        "user.setPassword(passwordEncoder.encode(form.getPassword()));",
+        'os.environ["{ENV}"] = getpass.getpass()',
+        "define('{ENV}', getenv('{ENV}'));",
     ),
     "logs": (
         "2026-11-22T10:{n}:00Z INFO {service}: user={user} action=login status={status}",

@@ -41,7 +41,8 @@ _PLACEHOLDER_WORDS = """
     redacted hidden masked real actual valid invalid goes
 """
 _PLACEHOLDER_ALTERNATIVES = "|".join(sorted(_PLACEHOLDER_WORDS.split(), key=len, reverse=True))
-_PLACEHOLDER = re.compile(rf"(?:[-_. ]?(?:{_PLACEHOLDER_ALTERNATIVES})s?)+", re.IGNORECASE)
+# longest word first, and atomic: a failing value is rejected without trying every split
+_PLACEHOLDER = re.compile(rf"(?:[-_. ]?(?>{_PLACEHOLDER_ALTERNATIVES})s?)+", re.IGNORECASE)
 _CREDENTIAL_WORDS = "password|passwd|passphrase|pass|pwd|secret|token|key|auth|credentials?"
 # the name of a credential, not its value: dbPassword, authToken, DB_PASSWORD, db-password
 _CREDENTIAL_NAME = re.compile(
@@ -53,9 +54,10 @@ _CREDENTIAL_NAME = re.compile(
 _VAR_REF = re.compile(r"[$%{<(]|#\{|\[REDACTED")  # $X ${X} %X% {x} {{ x }} #{x} <x> (..)
 _MASK = re.compile(r"[*xX•.…_#-]+")
 _MASKED_TAIL = re.compile(r"(?:[*•]{3,}|[xX]{4,}|\.{3,}|…)\Z")  # sk-ant-xxxx, AKIA****, ghp_...
+_DIGIT = re.compile(r"[0-9]")
 _NUMERIC = re.compile(r"[0-9][0-9.,_]*")
 _DOTTED_IDENT = re.compile(r"[A-Za-z_]\w{0,24}(?:\.[A-Za-z_]\w{0,24})+")  # not hvs.<90 chars>
-_CALL = re.compile(r"[A-Za-z_][\w.]*(?:(?:::|->)\w+)*!?[(\[]")  # f(, a.b[, std::env::var(
+_CALL = re.compile(r"[A-Za-z_][\w.]*+(?:(?:::|->)\w++)*+!?[(\[]")  # f(, a.b[, std::env::var(
 _SNAKE_WORDS = re.compile(r"[a-z]+(?:_[a-z]+)+")  # "send_message": an identifier, not a secret
 _WORD = re.compile(r"[A-Za-z_]+")
 _PATH = re.compile(r"(?:~|\.{1,2})?/[\w.@-]+/|\.{1,2}/[\w.@-]+\Z")  # /run/secrets/x, ./x.txt
@@ -76,9 +78,15 @@ def plausible_secret(value: str, word: str = "", unquoted: bool = False) -> bool
         return False
     if word in ("token", "key") and _NUMERIC.fullmatch(value):
         return False
-    if _PATH.match(value) or _CALL.match(value) or _MASKED_TAIL.search(value):
+    if _PATH.match(value) or _CALL.match(value):
         return False
-    if len(value) <= 48 and (_PLACEHOLDER.fullmatch(value) or _CREDENTIAL_NAME.fullmatch(value)):
+    if value[-1] in "*•xX.…" and _MASKED_TAIL.search(value):
+        return False
+    if (
+        len(value) <= 48
+        and not _DIGIT.search(value)  # placeholder words and names have no digits
+        and (_PLACEHOLDER.fullmatch(value) or _CREDENTIAL_NAME.fullmatch(value))
+    ):
         return False  # password=password, token=YOUR_TOKEN, api_key=api_key, pass=dbPassword
     if _SNAKE_WORDS.fullmatch(value):
         return False
@@ -99,7 +107,7 @@ class Detector:
 
     ``pattern`` is written to start with a literal, so ``re`` finds candidates with its fast
     prefix search; the whole match is replaced, or only its ``secret`` group when it has one
-    (or the first of ``s1``..``s5`` that matched). ``lower`` patterns are written in lower case
+    (or the first of ``s1``..``s6`` that matched). ``lower`` patterns are written in lower case
     and run on a lower-cased copy of the value of the same length (case-insensitive without
     ``re.IGNORECASE``, which is slow); their spans apply to the original. ``check`` may veto a
     match. ``gates`` are pre-filter fragments: one rare anchor character (or a class of them)
@@ -118,12 +126,12 @@ def _rx(pattern: str, flags: int = 0) -> re.Pattern[str]:
     return re.compile(pattern, flags | re.VERBOSE)
 
 
-_SECRET_GROUPS = ("secret", "s1", "s2", "s3", "s4", "s5")
+_SECRET_GROUPS = ("secret", "s1", "s2", "s3", "s4", "s5", "s6")
 
 
 def secret_span(m: re.Match[str]) -> tuple[int, int]:
     """The part of a match that is the secret: its ``secret`` group (or the first of ``s1``..
-    ``s5`` that matched), else the whole match."""
+    ``s6`` that matched), else the whole match."""
     for group in _SECRET_GROUPS:
         if group in m.re.groupindex and m.start(group) != -1:
             return m.span(group)
@@ -230,16 +238,14 @@ _HTTP_CLIENT = re.compile(r"\b(?:curl|wget|http|https|xh|httpie)\b")
 _MYSQL_CLIENT = re.compile(r"\b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b")
 _REDIS_CLIENT = re.compile(r"\b(?:redis-cli|valkey-cli|keydb-cli)\b")
 _MONGO_CLIENT = re.compile(r"\bmongo(?:sh|dump|restore|export|import|stat|top|files)?\b")
-_SQLCMD_CLIENT = re.compile(r"\b(?:sqlcmd|bcp|osql|isql)\b")
+_CAPITAL_P_CLIENT = re.compile(r"\b(?:sqlcmd|bcp|osql|isql|zip|unzip|zipcloak)\b")  # -P PASS
 _LDAP_CLIENT = re.compile(r"\bldap(?:search|add|modify|delete|passwd|whoami|compare|modrdn|exop)\b")
-_ZIP_CLIENT = re.compile(r"\b(?:zip|unzip|zipcloak)\b")
 _7Z_CLIENT = re.compile(r"\b7z[az]?\b")
 _SMB_CLIENT = re.compile(r"\b(?:smbclient|rpcclient|smbmap|smbcacls|smbget|mount\.cifs)\b")
 # commands that read a password on standard input: sudo -S, `login --password-stdin`, chpasswd
 _PASSWORD_FROM_STDIN = re.compile(
     r"\bsudo[ \t]+(?:-[A-Za-z]*[ \t]+)*-[A-Za-z]*S\b|--password-stdin\b|\bchpasswd\b"
 )
-_G_STDIN = ("S(?<=[ \t]-S)", "S(?<=-[A-Za-z]S)", "-(?<=password-)(?=stdin)")
 
 
 def _piped_to_password_reader(m: re.Match[str], original: str = "") -> bool:
@@ -249,10 +255,10 @@ def _piped_to_password_reader(m: re.Match[str], original: str = "") -> bool:
     return _boundary(m) and bool(_PASSWORD_FROM_STDIN.search(after, 0, cut)) and _not_placeholder(m)
 
 
-def _sql_check(m: re.Match[str], original: str) -> bool | tuple[int, int]:
-    """Runs on lower-case text: the password's case matters to the placeholder check."""
+def _original_span_check(m: re.Match[str], original: str) -> bool | tuple[int, int]:
+    """For patterns run on lower-case text: the placeholder check reads the original's case."""
     start, end = secret_span(m)
-    return (start, end) if _boundary(m) and plausible_secret(original[start:end]) else False
+    return (start, end) if plausible_secret(original[start:end]) else False
 
 
 def _curl_user_check(m: re.Match[str], original: str = "") -> bool:
@@ -277,12 +283,15 @@ def _run_by(tool: re.Pattern[str]) -> Check:
     return check
 
 
+_ARGUMENT = re.compile(r"\S+")
+
+
 def _htpasswd_check(m: re.Match[str], original: str = "") -> bool | tuple[int, int]:
     """``htpasswd -b[c] FILE USER PASS`` or ``htpasswd -nb USER PASS``: the last argument."""
     flags = m.group("flags")
     if "b" not in flags:
         return False
-    args = list(re.finditer(r"\S+", m.group("args")))
+    args = list(_ARGUMENT.finditer(m.group("args")))
     wanted = 2 if "n" in flags else 3
     if len(args) < wanted:
         return False
@@ -321,7 +330,7 @@ _KEY_PREFIX = re.compile(
 )
 
 
-_NEXT_ASSIGNMENT = re.compile(r"[&,;][ \t]*[A-Za-z_][\w.-]*=")
+_NEXT_ASSIGNMENT = re.compile(r"[&,;][ \t]*[A-Za-z_][\w.\[\]-]*=")
 _TRAILING = ",;)}].:"
 
 
@@ -348,7 +357,7 @@ def _assignment_check(m: re.Match[str], original: str) -> bool | tuple[int, int]
     kind = word if word in ("token", "key") else "pass"
     if word == "token" and _PAGINATION.search(before):
         return False  # next_token, pageToken: pagination cursors
-    for group in ("s1", "s2", "s3", "s4", "s5"):
+    for group in ("s1", "s2", "s3", "s4", "s5", "s6"):
         if m.start(group) != -1:
             break
     value_start, value_end = m.span(group)
@@ -372,13 +381,17 @@ def _assignment_check(m: re.Match[str], original: str) -> bool | tuple[int, int]
         return False
     if group in ("s4", "s5") and value.isalpha() and value.islower() and len(value) < 16:
         return False  # prose: "refresh token: rotated", "--password prompt"
+    if group == "s6" and value.isalpha() and len(value) < 16:
+        return False  # a pair of words: ("token", "refreshed"), getenv("PASSWORD", "postgres")
     if not plausible_secret(value, kind, unquoted=group in ("s2", "s4", "s5")):
         return False
     return value_start, value_end
 
 
-# A value after `=` (shell, env, query string, ini), after `:` (JSON, YAML, headers), quoted or
-# not, or after a command-line flag. Quoted values end at the quote (or a backslash: JSON escapes).
+# A value after `=` (shell, env, query string, ini; also `x["password"] = `, `user[password]=`),
+# after `:` (JSON, YAML, headers), quoted or not, after a command-line flag, or quoted after a
+# quoted key and a comma (`define('DB_PASSWORD', '…')`, `setdefault("password", "…")`). Quoted
+# values end at the quote (or a backslash: JSON escapes).
 # `\u0026` and friends: Go-style JSON (log bodies from kvlists) escapes < > & inside strings
 _U = r"""\\u[0-9a-fA-F]{4}"""
 _QVAL = rf"""(?:[^\s"'\\]|{_U})(?:[^"'\\\r\n]|{_U}){{0,1000}}"""
@@ -389,11 +402,12 @@ _CLIVAL = rf"""(?:[^\s"'\\<>|`$-]|{_U})(?:[^\s"'\\]|{_U}){{0,1000}}"""
 _TOKEN = rf"""(?:[^\s'"\\]|{_U})"""  # one character of an unquoted value
 _ASSIGNED = rf"""
     (?:
-        \\?["']?[ \t]*(?:=>|:=|=)(?!=)[ \t]*
+        \\?["']?\]?[ \t]*(?:=>|:=|=)(?!=)[ \t]*
             (?:\\?["'](?P<s1>{_QVAL}) | (?P<s2>{_EQVAL}))
       | \\?["']?[ \t]*:(?![:/=])[ \t]*
             (?:\\?["'](?P<s3>{_QVAL}) | (?P<s4>{_COLVAL}))
       | [ \t]+(?P<s5>{_CLIVAL})
+      | \\?["'][ \t]*,[ \t]*\\?["'](?P<s6>{_QVAL})
     )"""
 
 
@@ -425,6 +439,11 @@ _G_ASSIGN = (
     ':(?<=[dDeEsStTnNyY]\\\\":)(?![:/])',
 )
 _G_SECRET_WORD = (*_G_ASSIGN, _G_LONG_FLAG)
+# a short flag starting a word: -u (curl), -P (sqlcmd, zip), -U (smbclient), -w (ldap), -S and
+# -kS (sudo); a word after a dash: redis-cli (valkey-cli, ...), --password-stdin, --user
+_G_SHORT_FLAG = "-(?<=[ \t]-)(?=u|[PUw][ \t]|k?S\\b)"
+_G_DASH_WORD = "-(?=[cs-])(?=cli[ \t]|stdin\\b|-user[ \t=])"
+_G_STDIN = (_G_SHORT_FLAG, _G_DASH_WORD)
 
 _URL_USERINFO = _rx(
     rf"""://(?P<user>[^\s:/?\#@'"\\]{{0,256}}):(?P<secret>(?:[^\s/?\#'"\\]|{_U}){{1,256}})@"""
@@ -646,7 +665,7 @@ DETECTORS: tuple[Detector, ...] = (
             rf"""-(?:u[ \t]*|-user(?:[ \t]+|=))\\?["']?
             (?P<user>[^\s:'"\\]{{1,256}}):(?P<secret>{_TOKEN}{{1,256}})"""
         ),
-        ("-(?<=[ \t]-)(?=u)", "-(?=-user[ \t=])"),
+        (_G_SHORT_FLAG, _G_DASH_WORD),
         check=_curl_user_check,
     ),
     Detector(  # mysql -pSECRET, mysql -p'SECRET'
@@ -673,7 +692,7 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(  # redis-cli -a SECRET (valkey-cli, keydb-cli)
         "cli_password",
         _rx(rf"""-a[ \t]+\\?["']?(?P<secret>{_TOKEN}{{1,256}})"""),
-        ("-(?<=redis-)(?=cli)", "-(?<=valkey-)(?=cli)", "-(?<=keydb-)(?=cli)"),
+        (_G_DASH_WORD,),
         check=_run_by(_REDIS_CLIENT),
     ),
     Detector(  # mongosh -u admin -p SECRET (mongo, mongodump, mongorestore, ...)
@@ -713,13 +732,13 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(  # sqlcmd -S db -U sa -P SECRET (bcp, osql); zip -P SECRET
         "cli_password",
         _rx(rf"""-P[ \t]+\\?["']?(?P<secret>{_TOKEN}{{1,256}})"""),
-        ("-(?<=[ \t]-)(?=P[ \t])",),
-        check=lambda m, _: _run_by(_SQLCMD_CLIENT)(m) or _run_by(_ZIP_CLIENT)(m),
+        (_G_SHORT_FLAG,),
+        check=_run_by(_CAPITAL_P_CLIENT),
     ),
     Detector(  # ldapsearch -D cn=admin -w SECRET
         "cli_password",
         _rx(rf"""-w[ \t]+\\?["']?(?P<secret>{_TOKEN}{{1,256}})"""),
-        ("-(?<=[ \t]-)(?=w[ \t])",),
+        (_G_SHORT_FLAG,),
         check=_run_by(_LDAP_CLIENT),
     ),
     Detector(  # 7z a -pSECRET archive.7z
@@ -731,7 +750,7 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(  # smbclient -U user%SECRET
         "cli_password",
         _rx(rf"""-U[ \t]+\\?["']?[^\s%"'\\]{{1,128}}%(?P<secret>{_TOKEN}{{1,256}})"""),
-        ("-(?<=[ \t]-)(?=U[ \t])",),
+        (_G_SHORT_FLAG,),
         check=_run_by(_SMB_CLIENT),
     ),
     Detector(  # SQL: CREATE USER .. IDENTIFIED BY 'x', ALTER ROLE .. PASSWORD 'x', SET PASSWORD
@@ -741,8 +760,8 @@ DETECTORS: tuple[Detector, ...] = (
             |password(?:[ \t]+for[ \t]+[^\s=]{1,200}[ \t]*=[ \t]*|[ \t]+))
             (?:'(?P<s1>[^'\r\n]{1,256})'|\\?"(?P<s2>[^"\\\r\n]{1,256})\\?")"""
         ),
-        ("[yY](?<=[bB][yY])(?=[ \t])", _G_PASSWORD),
-        check=_sql_check,
+        ("B(?=Y[ \t]')", "y(?<=by)(?=[ \t]')", _G_PASSWORD),  # BY ', by ': anchors in use
+        check=lambda m, original: _boundary(m) and _original_span_check(m, original),
         lower=True,
     ),
     Detector(
@@ -785,6 +804,23 @@ DETECTORS: tuple[Detector, ...] = (
         _rx(rf"""password[ \t]+(?P<secret>{_TOKEN}{{1,256}})"""),
         (_G_PASSWORD,),
         check=_netrc_check,
+        lower=True,
+    ),
+    Detector(  # <password>SECRET</password> (Maven settings.xml, .NET and Java XML configs)
+        "secret_assignment",
+        _rx(r"""<passw(?:or)?d>(?P<secret>[^<\r\n]{1,256})</passw(?:or)?d>"""),
+        (_G_PASSWORD,),
+        check=_original_span_check,
+        lower=True,
+    ),
+    Detector(  # builder.password("SECRET"), setPassword("SECRET"), withPassword("SECRET")
+        "secret_assignment",
+        _rx(
+            r"""(?:\.|set|with)passw(?:or)?d\([ \t]*
+            \\?["'](?P<secret>[^"'\\\r\n]{1,256})\\?["'][ \t]*\)"""
+        ),
+        (_G_PASSWORD,),
+        check=_original_span_check,
         lower=True,
     ),
     Detector(  # api_key, access-key, apikey, private_key, ... (the check reads the prefix)
