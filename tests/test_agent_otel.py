@@ -25,6 +25,7 @@ from agent_otel.environment import (
     export_settings,
     resource_attributes,
 )
+from agent_otel.providers import EXIT_FLUSH_S
 from receiver.query import reports
 from receiver.query.tree import Node
 
@@ -303,12 +304,13 @@ def test_receiver_down_the_script_still_exits_0_quickly(mock_openai: MockOpenAI,
             TRACEPARENT=f"00-{'a' * 32}-{'b' * 16}-01",
             OPENAI_BASE_URL=f"{mock_openai.url}/v1",
         )
-        started = time.monotonic()
         out = run_agent([sys.executable, AGENT], env)
-        elapsed = time.monotonic() - started
+        exited_at = time.time()
     assert out["texts"] == [MockOpenAI.TEXT] * CALLS
     assert len(mock_openai.requests) == CALLS
-    assert elapsed < 10  # imports (~1-2 s on a loaded machine) + the bounded 3 s exit flush
+    # From the script's last line to its exit: the flush is bounded (imports, slow on a loaded
+    # machine, are not agent_otel's to shorten).
+    assert exited_at - out["done_at"] < EXIT_FLUSH_S + 1.5
 
 
 def _span_text(client: Client, database: str, run_id: str) -> str:
