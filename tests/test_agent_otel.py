@@ -172,6 +172,19 @@ def test_without_the_sdk_configure_says_so_and_the_script_runs() -> None:
     assert "pip install 'agent-otel-receiver[sdk]'" in result.stderr
 
 
+def test_a_setup_that_fails_leaves_the_script_untraced_but_running(tmp_path: Path) -> None:
+    env = clean_env(
+        OTEL_EXPORTER_OTLP_ENDPOINT="https://127.0.0.1:1",
+        CC_LAUNCH_CA_FILE=str(tmp_path / "missing-ca.pem"),
+    )
+    code = "import agent_otel; print(agent_otel.configure('bot'))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert (result.returncode, result.stdout) == (0, "None\n")
+    assert "agent_otel: no telemetry (FileNotFoundError" in result.stderr
+
+
 # --- the real script through the real receiver ------------------------------------------------
 
 
