@@ -358,3 +358,26 @@ def test_anthropic_client_traced_with_message_text_only_when_turned_on(
         assert (call.input_tokens, call.output_tokens) == (usage.input_tokens, usage.output_tokens)
     assert prompt not in _span_text(client, database, quiet)
     assert prompt in _span_text(client, database, loud)
+
+
+def test_without_trace_context_the_stamps_then_the_launch_id_place_the_script(
+    receiver: ReceiverProcess, client: Client, database: str, mock_openai: MockOpenAI
+) -> None:
+    capture = replay("main_grpc")
+    send(receiver, list(capture.bodies()))
+    env = clean_env(
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{receiver.grpc_target}",
+        OPENAI_BASE_URL=f"{mock_openai.url}/v1",
+    )
+    stamped = run_agent([sys.executable, AGENT], {**env, "CLAUDE_CODE_SESSION_ID": capture.session})
+    launched = run_agent([sys.executable, AGENT], {**env, "CC_LAUNCH_ID": capture.launch})
+
+    def both_placed(top: Node) -> bool:
+        return all(agent_under(top, out["run_id"]) for out in (stamped, launched))
+
+    top = tree_when(client, database, capture.launch, both_placed)
+    session = only(top.children, "claude_session")
+    by_session = only(session.children, "python_agent")
+    assert by_session.id == stamped["run_id"] and "resolution=stamped" in by_session.detail
+    by_launch = only(top.children, "python_agent")
+    assert by_launch.id == launched["run_id"] and "resolution=launch" in by_launch.detail
