@@ -44,7 +44,8 @@ def configure(
     ``service_name`` defaults to the script's name; ``task_id`` / ``ticket_id`` are stamped on
     the resource (cc-launch's are inherited when the script runs directly under it, and the
     receiver takes the launch's otherwise). Returns the run (its ``run_id`` names it in the
-    receiver), or None when the OpenTelemetry SDK is not installed.
+    receiver), or None when the OpenTelemetry SDK is not installed or cannot be set up (said
+    on stderr).
     """
     global _run
     if _run is not None:
@@ -58,5 +59,9 @@ def configure(
             file=sys.stderr,
         )
         return None
-    _run = start(service_name or default_service_name(), task_id, ticket_id)
+    try:
+        _run = start(service_name or default_service_name(), task_id, ticket_id)
+    except Exception as exc:  # e.g. an unreadable CA file: the script runs on, untraced
+        print(f"agent_otel: no telemetry ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return None
     return _run

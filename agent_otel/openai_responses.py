@@ -1,14 +1,15 @@
-"""Spans and metrics for the OpenAI Responses API (``client.responses.create``).
+"""Spans and metrics for the OpenAI Responses API (``client.responses.create`` / ``parse``).
 
 The official instrumentation, ``opentelemetry-instrumentation-openai-v2`` (2.4b0, the newest
 published), instruments chat completions and embeddings only: its Responses API code ships but
-is not wired to ``Responses.create``. Until it is, this module wraps ``Responses.create`` and
-``AsyncResponses.create`` (streamed or not) with what that instrumentation records for a chat
-call, on the GenAI semantic conventions: a CLIENT span ``chat <model>`` with
-``gen_ai.operation.name``, ``gen_ai.system``, ``gen_ai.request.model``,
-``gen_ai.response.model``, ``gen_ai.response.id``, ``gen_ai.response.finish_reasons``,
-``gen_ai.usage.input_tokens`` / ``output_tokens``, ``server.address`` / ``server.port``, and
-the histograms ``gen_ai.client.operation.duration`` and ``gen_ai.client.token.usage``.
+is not wired to ``Responses.create``. Until it is, this module wraps ``create`` (streamed or
+not) and ``parse`` of ``Responses`` and ``AsyncResponses`` (not the ``stream()`` helper) with
+what that instrumentation records for a chat call, on the GenAI semantic conventions: a
+CLIENT span ``chat <model>`` with ``gen_ai.operation.name``, ``gen_ai.system``,
+``gen_ai.request.model``, ``gen_ai.response.model``, ``gen_ai.response.id``,
+``gen_ai.response.finish_reasons``, ``gen_ai.usage.input_tokens`` / ``output_tokens``,
+``server.address`` / ``server.port``, and the histograms ``gen_ai.client.operation.duration``
+and ``gen_ai.client.token.usage``.
 
 It never records prompt or completion text. It steps aside when ``Responses.create`` is
 already wrapped (a later official instrumentation), and it never changes what the call
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import timeit
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.metrics import Histogram, Meter
@@ -129,22 +130,28 @@ def _final_response(event: Any) -> Any:
 
 
 class _Stream(ObjectProxy):  # type: ignore[misc]
-    """A ``Stream`` of events that ends the call's span when the stream ends or is closed."""
+    """A ``Stream`` of events that ends the call's span when the stream ends, fails or is
+    closed, whether it is read with ``for`` or ``next()``."""
 
     def __init__(self, stream: Any, call: _Call) -> None:
         super().__init__(stream)
         self._self_call = call
         self._self_response: Any = None
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> _Stream:
+        return self
+
+    def __next__(self) -> Any:
         try:
-            for event in self.__wrapped__:
-                self._self_response = _final_response(event) or self._self_response
-                yield event
+            event = next(self.__wrapped__)
+        except StopIteration:
+            self._self_call.finish(self._self_response)
+            raise
         except BaseException as exc:
             self._self_call.finish(self._self_response, exc)
             raise
-        self._self_call.finish(self._self_response)
+        self._self_response = _final_response(event) or self._self_response
+        return event
 
     def __enter__(self) -> _Stream:
         self.__wrapped__.__enter__()
@@ -167,18 +174,20 @@ class _AsyncStream(ObjectProxy):  # type: ignore[misc]
         self._self_call = call
         self._self_response: Any = None
 
-    async def _events(self) -> AsyncIterator[Any]:
+    def __aiter__(self) -> _AsyncStream:
+        return self
+
+    async def __anext__(self) -> Any:
         try:
-            async for event in self.__wrapped__:
-                self._self_response = _final_response(event) or self._self_response
-                yield event
+            event = await self.__wrapped__.__anext__()
+        except StopAsyncIteration:
+            self._self_call.finish(self._self_response)
+            raise
         except BaseException as exc:
             self._self_call.finish(self._self_response, exc)
             raise
-        self._self_call.finish(self._self_response)
-
-    def __aiter__(self) -> AsyncIterator[Any]:
-        return self._events()
+        self._self_response = _final_response(event) or self._self_response
+        return event
 
     async def __aenter__(self) -> _AsyncStream:
         await self.__wrapped__.__aenter__()
@@ -193,9 +202,19 @@ class _AsyncStream(ObjectProxy):  # type: ignore[misc]
         await self.__wrapped__.close()
 
 
+def _start(tracer: Tracer, histograms: _Histograms, instance: Any, kwargs: Any) -> _Call | None:
+    """A started call, or None when the telemetry itself fails (the call then runs bare)."""
+    try:
+        return _Call(tracer, histograms, instance, kwargs)
+    except Exception:
+        return None
+
+
 def _sync_wrapper(tracer: Tracer, histograms: _Histograms) -> Callable[..., Any]:
     def create(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        call = _Call(tracer, histograms, instance, kwargs)
+        call = _start(tracer, histograms, instance, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -211,7 +230,9 @@ def _sync_wrapper(tracer: Tracer, histograms: _Histograms) -> Callable[..., Any]
 
 def _async_wrapper(tracer: Tracer, histograms: _Histograms) -> Callable[..., Any]:
     async def create(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        call = _Call(tracer, histograms, instance, kwargs)
+        call = _start(tracer, histograms, instance, kwargs)
+        if call is None:
+            return await wrapped(*args, **kwargs)
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -226,8 +247,8 @@ def _async_wrapper(tracer: Tracer, histograms: _Histograms) -> Callable[..., Any
 
 
 def instrument(tracer: Tracer, meter: Meter) -> bool:
-    """Wrap ``Responses.create`` and ``AsyncResponses.create``; False when openai is missing
-    or they are already wrapped."""
+    """Wrap ``create`` and ``parse`` of ``Responses`` and ``AsyncResponses``; False when openai
+    is missing or ``Responses.create`` is already wrapped."""
     try:
         from openai.resources.responses import Responses
     except ImportError:
@@ -236,6 +257,9 @@ def instrument(tracer: Tracer, meter: Meter) -> bool:
         return False
     histograms = _Histograms(meter)
     module = "openai.resources.responses"
-    wrap_function_wrapper(module, "Responses.create", _sync_wrapper(tracer, histograms))
-    wrap_function_wrapper(module, "AsyncResponses.create", _async_wrapper(tracer, histograms))
+    for method in ("create", "parse"):  # parse: structured outputs, a Response all the same
+        wrap_function_wrapper(module, f"Responses.{method}", _sync_wrapper(tracer, histograms))
+        wrap_function_wrapper(
+            module, f"AsyncResponses.{method}", _async_wrapper(tracer, histograms)
+        )
     return True

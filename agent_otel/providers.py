@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -72,8 +73,9 @@ class AgentRun:
         threads = [threading.Thread(target=_quietly(f), daemon=True) for f in self._shutdowns]
         for thread in threads:
             thread.start()
+        deadline = time.monotonic() + timeout
         for thread in threads:
-            thread.join(timeout)
+            thread.join(max(deadline - time.monotonic(), 0))
 
 
 def _quietly(function: Callable[[], object]) -> Callable[[], None]:

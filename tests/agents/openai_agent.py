@@ -1,10 +1,11 @@
 """A user's own Python agent, as the tests run it: ``agent_otel.configure`` and four real
 ``openai`` calls to ``$OPENAI_BASE_URL``: the Responses API plain, streamed, and streamed from
 the async client, and one Chat Completions call (the official instrumentation's path); prints
-``{"run_id": ..., "texts": [...]}`` on stdout."""
+``{"run_id": ..., "texts": [...], "done_at": <time.time()>}`` on stdout."""
 
 import asyncio
 import json
+import time
 
 from openai import AsyncOpenAI, OpenAI
 
@@ -30,4 +31,5 @@ chat = client.chat.completions.create(
 )
 chat_text = chat.choices[0].message.content
 texts = [answer.output_text, streamed, asyncio.run(streamed_async()), chat_text]
-print(json.dumps({"run_id": run.run_id if run else None, "texts": texts}))
+run_id = run.run_id if run else None
+print(json.dumps({"run_id": run_id, "texts": texts, "done_at": time.time()}), flush=True)
