@@ -175,7 +175,7 @@ SELECT * FROM (
 
     UNION ALL
     SELECT concat('span:', m.SpanId), concat('run:', m.RunId), '', 'model_call', m.SpanId,
-           m.SpanName, m.Timestamp, m.Duration / 1e6, m.InputTokens, m.OutputTokens, 0.,
+           m.SpanName, m.Timestamp, m.Duration / 1e6, m.InputTokens, m.OutputTokens, 0., 0.,
            toUInt64(m.Failed), m.Model
     FROM (
         SELECT s.SpanId AS SpanId, s.RunId AS RunId, s.SpanName AS SpanName,

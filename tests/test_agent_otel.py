@@ -197,6 +197,7 @@ def test_script_under_cc_launch_sits_under_the_launch_with_its_model_calls(
 ) -> None:
     env = clean_env(
         CC_LAUNCH_ENDPOINT=f"http://{receiver.grpc_target}",
+        CC_LAUNCH_HTTP_ENDPOINT=receiver.http_url,
         OPENAI_BASE_URL=f"{mock_openai.url}/v1",
     )
     out = run_agent([*CC_LAUNCH, "--task", "T-19", "--", sys.executable, AGENT], env)

@@ -98,11 +98,6 @@ def test_subagents_compactions_failures_and_the_end() -> None:
         "claude session",
         T0,
         10_000.0,
-        0,
-        0,
-        0.0,
-        0,
-        "",
         children=nodes,
     )
     _total(session)  # what build_tree does before rendering

@@ -55,11 +55,8 @@ def test_agent_tools_are_python_3_9_and_standard_library_only(path: Path) -> Non
     imported.discard("receiver")  # only receiver.agents.* is imported (checked below)
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
     own = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    assert {m for m in own if m.startswith("receiver")} <= {
-        "receiver.agents",
-        "receiver.agents.launch",
-        "receiver.agents.codex_shim",
-    }
+    # receiver.agents.* only: nothing that pulls in the daemon's dependencies
+    assert all(m.startswith("receiver.agents") for m in own if m.startswith("receiver"))
     if path.suffix == ".py" and path.name != "__init__.py":
         # `X | Y` in annotations is only safe unevaluated (Python 3.9 cannot evaluate it).
         assert "from __future__ import annotations" in path.read_text()
