@@ -1377,6 +1377,8 @@ def test_cli_says_how_to_start_clickhouse_when_nothing_answers(tmp_path: Path) -
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    (tmp_path / "clickhouse").mkdir()  # a data dir whose server ran once and is stopped
+    (tmp_path / "clickhouse" / "password").write_text("its-password\n")
     out = cli(
         "sessions", "--embedded-http-port", str(port), "--data-dir", str(tmp_path), cwd=tmp_path
     )
