@@ -1233,6 +1233,7 @@ def test_reports_on_an_empty_database_still_name_their_columns(
 # Parameters
 
 
+@pytest.mark.unit
 def test_times_durations_iso_and_now() -> None:
     now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
     assert reports.parse_time("1h", now) == datetime(2026, 11, 22, 11, 0, tzinfo=UTC)
@@ -1251,6 +1252,7 @@ def test_times_durations_iso_and_now() -> None:
         reports.parse_time("yesterday", now)
 
 
+@pytest.mark.unit
 def test_parameters_defaults_and_errors() -> None:
     now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
     spans = reports.get("slowest_spans")
