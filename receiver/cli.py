@@ -213,14 +213,16 @@ def _run_reports(settings: Settings, args: argparse.Namespace) -> int:
     from receiver.query.reports import run_command
     from receiver.query.target import QueryTargetError, query_target
 
-    def connect() -> Client:
-        return query_target(settings).connect()
-
     try:
-        url = query_target(settings).url
-    except QueryTargetError:
-        url = ""  # said by connect() once a report is to run (`reports` needs no server)
-    return run_command(settings, args, url, connect)
+        target = query_target(settings)
+    except QueryTargetError as exc:  # said once a report is to run (`reports` needs no server)
+        problem = exc
+
+        def connect() -> Client:
+            raise problem
+
+        return run_command(settings, args, "", connect)
+    return run_command(settings, args, target.url, target.connect)
 
 
 def _run_hooks(settings: Settings, args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from receiver.ingest.http_frontend import HttpFrontEnd
 from receiver.ingest.limits import Limits
 from receiver.ingest.pipeline import Pipeline
 from receiver.ops.health import Health
-from receiver.ops.ports import check_free, check_listen_free
+from receiver.ops.ports import check_listen_free
 from receiver.ops.selfmetrics import QUEUE_BYTES, SPOOL_BYTES, SPOOL_FILES, MetricsServer, watch
 from receiver.processors.redact import Redactor
 from receiver.processors.stitch import RunResolver, stitch
@@ -46,10 +46,7 @@ log = structlog.get_logger("receiver.daemon")
 
 
 def start_embedded_clickhouse(settings: Settings) -> EmbeddedClickHouse:
-    """Start the embedded ClickHouse the settings describe; raises EmbeddedClickHouseError,
-    or ConfigError naming the port setting when a port is taken."""
-    for setting in ("embedded_http_port", "embedded_tcp_port"):
-        check_free(settings.embedded_listen_host, getattr(settings, setting), setting)
+    """Start the embedded ClickHouse the settings describe; raises EmbeddedClickHouseError."""
     server = EmbeddedClickHouse(
         settings.clickhouse_data_dir,
         listen_host=settings.embedded_listen_host,

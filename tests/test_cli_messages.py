@@ -62,8 +62,6 @@ def closed_port() -> int:
         ("grpc_listen", "127.0.0.1:{port}"),
         ("http_listen", "127.0.0.1:{port}"),
         ("metrics_listen", "127.0.0.1:{port}"),
-        ("embedded_http_port", "{port}"),
-        ("embedded_tcp_port", "{port}"),
     ],
 )
 def test_busy_port_stops_serve_naming_the_setting(
@@ -89,19 +87,25 @@ def test_busy_port_stops_serve_naming_the_setting(
     assert not (tmp_path / "data" / "clickhouse").exists()
 
 
-def test_busy_port_stops_the_clickhouse_command(tmp_path: Path, busy_port: int) -> None:
-    result = cli(
-        "clickhouse",
-        "--data-dir",
-        str(tmp_path / "data"),
-        "--embedded-http-port",
-        str(busy_port),
-        "--embedded-tcp-port",
-        "0",
+@pytest.mark.parametrize("command", ["serve", "clickhouse"])
+@pytest.mark.parametrize("setting", ["embedded_http_port", "embedded_tcp_port"])
+def test_busy_embedded_port_names_its_setting(
+    tmp_path: Path, busy_port: int, command: str, setting: str
+) -> None:
+    ports = {"embedded_http_port": "0", "embedded_tcp_port": "0", setting: str(busy_port)}
+    flags = [item for name, v in ports.items() for item in (f"--{name.replace('_', '-')}", v)]
+    if command == "serve":
+        flags += ["--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"]
+        flags += ["--metrics-listen", "127.0.0.1:0"]
+    result = cli(command, "--data-dir", str(tmp_path / "data"), *flags)
+    assert result.returncode == 1
+    [message] = not_json(result.stderr)
+    assert message.startswith(
+        f"otel-receiver: the embedded ClickHouse cannot listen on 127.0.0.1 port {busy_port}: "
+        "address already in use"
     )
-    assert result.returncode == 2
-    assert "embedded_http_port: cannot listen" in result.stderr
-    assert "--embedded-http-port" in result.stderr
+    flag = f"--{setting.replace('_', '-')}"
+    assert f"choose another port with {flag}, OTEL_RECEIVER_{setting.upper()} or " in message
 
 
 def test_unreachable_clickhouse_url_is_one_line(tmp_path: Path) -> None:

@@ -673,6 +673,7 @@ def test_otlp_json_metrics_of_every_kind_exemplar_ids_are_hex(
     assert summary["ValueAtQuantiles.Value"] == [3.0, 4.0]
 
 
+@pytest.mark.unit
 def test_json_conversion_keeps_every_id_and_nothing_else_changes() -> None:
     """Unit level: hex ids become the same bytes protobuf clients send; bytesValue stays
     base64; snake_case keys (which protobuf's JSON parser also takes) get the same rule."""

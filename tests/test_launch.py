@@ -266,6 +266,7 @@ def test_mints_trace_context_and_turns_on_telemetry(tmp_path: Path) -> None:
     assert entries[3:] == ["task.id=T-42", "ticket.id=JIRA%207"]
     assert len(seen["CC_LAUNCH_ID"]) == 32
     assert seen["CC_LAUNCH_ENDPOINT"] == "http://127.0.0.1:4317"
+    assert seen["CC_LAUNCH_HTTP_ENDPOINT"] == "http://127.0.0.1:4318/v1/traces"
     assert dump["shim"] == {"mode": 0o700, "codex": True}
     shim_dir = seen["PATH"].split(os.pathsep)[0]
     assert seen["PATH"] == f"{shim_dir}{os.pathsep}{os.environ['PATH']}"

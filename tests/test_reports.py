@@ -1234,6 +1234,7 @@ def test_reports_on_an_empty_database_still_name_their_columns(
 # Parameters
 
 
+@pytest.mark.unit
 def test_times_durations_iso_and_now() -> None:
     now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
     assert reports.parse_time("1h", now) == datetime(2026, 11, 22, 11, 0, tzinfo=UTC)
@@ -1252,6 +1253,7 @@ def test_times_durations_iso_and_now() -> None:
         reports.parse_time("yesterday", now)
 
 
+@pytest.mark.unit
 def test_parameters_defaults_and_errors() -> None:
     now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
     spans = reports.get("slowest_spans")
@@ -1378,6 +1380,8 @@ def test_cli_says_how_to_start_clickhouse_when_nothing_answers(tmp_path: Path) -
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    (tmp_path / "clickhouse").mkdir()  # a data dir whose server ran once and is stopped
+    (tmp_path / "clickhouse" / "password").write_text("its-password\n")
     out = cli(
         "sessions", "--embedded-http-port", str(port), "--data-dir", str(tmp_path), cwd=tmp_path
     )

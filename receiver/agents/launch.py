@@ -13,11 +13,12 @@
    same key); warns when the total exceeds 12 entries, where Claude Code stops exporting
    metrics.
 4. Puts the codex shim first on ``PATH`` and exports ``CC_LAUNCH_ID`` and
-   ``CC_LAUNCH_ENDPOINT`` for it: Claude Code strips every ``OTEL_*`` variable from its Bash
-   children but keeps these. The shim directory is created at run time, private (0700), in
-   the temporary directory, and removed at exit; it holds one ``codex`` sh script that runs
-   ``receiver.agents.codex_shim`` with this same Python interpreter (so it works from a checkout, an
-   editable install and a regular install alike). See ``receiver/agents/codex_shim.py``.
+   ``CC_LAUNCH_ENDPOINT`` for it (and ``CC_LAUNCH_HTTP_ENDPOINT`` for a nested cc-launch):
+   Claude Code strips every ``OTEL_*`` variable from its Bash children but keeps these. The
+   shim directory is created at run time, private (0700), in the temporary directory, and
+   removed at exit; it holds one ``codex`` sh script that runs ``receiver.agents.codex_shim``
+   with this same Python interpreter (so it works from a checkout, an editable install and a
+   regular install alike). See ``receiver/agents/codex_shim.py``.
 5. Runs the command as a child (not exec: the span is sent after it ends), forwards SIGINT,
    SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH to it, and exits with its exit code
    (128+N when a signal N killed it, like a shell; 127 when the command is not found, 126
@@ -342,8 +343,8 @@ def prepare(
         launch.warnings.append(
             f"Claude Code exports to {env['OTEL_EXPORTER_OTLP_ENDPOINT']} "
             f"({env['OTEL_EXPORTER_OTLP_PROTOCOL']}, your OTEL_EXPORTER_OTLP_* settings) but "
-            f"the launch span and codex go to {launch.endpoint} (gRPC); the session tree "
-            "needs both in the same receiver"
+            f"codex goes to {launch.endpoint} (gRPC) and the launch span to "
+            f"{launch.traces_url}; the session tree needs them all in the same receiver"
         )
 
     launch.attributes["cc.launch.id"] = launch.launch_id
@@ -361,6 +362,7 @@ def prepare(
 
     env[LAUNCH_ID_ENV] = launch.launch_id
     env[ENDPOINT_ENV] = launch.endpoint
+    env[HTTP_ENDPOINT_ENV] = launch.traces_url  # a nested cc-launch sends its span there too
     _credentials(launch, environ, token_file, ca_file, shim_dir)
     if shim_dir is not None:
         path = env.get("PATH") or os.defpath

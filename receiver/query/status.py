@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from receiver.config import Settings, parse_host_port
 from receiver.query.target import recorded_http_port
 from receiver.store.credentials import clickhouse_credentials, embedded_credentials, safe_url
+from receiver.store.unreachable import cause
 
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
 
@@ -172,7 +173,7 @@ def clickhouse_reachable(settings: Settings) -> tuple[bool, str]:
         finally:
             client.close()
     except Exception as exc:
-        return False, f"{where}: not reachable ({type(exc).__name__}: {str(exc)[:200]})"
+        return False, f"{where}: not reachable ({cause(exc)})"
     return True, f"{where}: reachable, version {version}"
 
 

@@ -32,6 +32,7 @@ from xml.sax.saxutils import escape as xml_escape
 
 import structlog
 
+from receiver.config import how_to_set
 from receiver.store.credentials import (
     USERS_FILE,
     Credentials,
@@ -342,12 +343,13 @@ class EmbeddedClickHouse:
         elif "Address already in use" in detail:
             busy = re.search(r"Listen \[(.*?)\]:(\d+) failed", detail)
             where = f"{busy[1]} port {busy[2]}" if busy else f"{self.listen_host}"
+            settings = ["embedded_http_port", "embedded_tcp_port"]
+            if busy and int(busy[2]) in (http_port, tcp_port):
+                settings = [settings[(http_port, tcp_port).index(int(busy[2]))]]
             message = (
                 f"the embedded ClickHouse cannot listen on {where}: address already in use "
                 f"(HTTP port {http_port}, native port {tcp_port}); stop what uses it or choose "
-                "other ports with --embedded-http-port / --embedded-tcp-port "
-                "(OTEL_RECEIVER_EMBEDDED_HTTP_PORT / OTEL_RECEIVER_EMBEDDED_TCP_PORT, "
-                f"embedded.http_port / embedded.tcp_port). ClickHouse said: {detail}"
+                f"another port with {' / '.join(how_to_set(s) for s in settings)}"
             )
         elif "Cannot lock file" in detail:
             message = (
