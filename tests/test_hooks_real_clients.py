@@ -142,6 +142,17 @@ def test_real_claude_code_http_hooks_land_joined_and_redacted(
     assert pre["tool_name"] == "Bash"
     assert by_event["UserPromptSubmit"]["LogAttributes"]["prompt.id"] == telemetry["prompt.id"]
 
+    def tool_span() -> list[dict[str, Any]]:
+        return rows(
+            client,
+            database,
+            "SELECT SpanAttributes['tool_use_id'] AS tool_use_id FROM {db}.otel_traces "
+            "WHERE SpanName = 'claude_code.tool'",
+        )
+
+    (span,) = wait_for(tool_span, 30, "the claude_code.tool span")
+    assert span["tool_use_id"] == pre["tool_use_id"]
+
     # The secret in the Bash command is redacted before storage, in the hook rows (body and
     # attributes) and everywhere else.
     assert "[REDACTED:" in pre["tool_input"] and secret not in pre["tool_input"]
