@@ -5,6 +5,7 @@ replayer then inserts the batch. A recording sink stands in for ClickHouse; the 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,19 +24,27 @@ MAX_DELAY_S = 30.0  # far longer than any test here may wait
 
 
 class RecordingSink:
-    """Takes every insert and remembers it."""
+    """Takes every insert and remembers it; while ``hang`` is clear, inserts wait (a ClickHouse
+    that is slow to answer)."""
 
     def __init__(self) -> None:
         self.inserts: list[tuple[str, list[tuple[Any, ...]], str]] = []
+        self.hang = threading.Event()
+        self.hang.set()
+        self.entered = threading.Event()
 
     def insert(self, table: str, columns: Sequence[str], rows: list[Any], token: str) -> None:
+        self.entered.set()
+        self.hang.wait(10)
         self.inserts.append((table, list(rows), token))
 
 
-def batcher(tmp_path: Path) -> tuple[Batcher, Delivery, RecordingSink]:
+def batcher(
+    tmp_path: Path, max_delay: float = MAX_DELAY_S
+) -> tuple[Batcher, Delivery, RecordingSink]:
     sink = RecordingSink()
     delivery = Delivery(sink, Spool(tmp_path / "spool", 1 << 20))  # type: ignore[arg-type]
-    return Batcher(delivery, COLUMNS, 10_000, MAX_DELAY_S, 1 << 20), delivery, sink
+    return Batcher(delivery, COLUMNS, 10_000, max_delay, 1 << 20), delivery, sink
 
 
 def test_an_urgent_add_is_spooled_at_once_with_the_rows_already_waiting(tmp_path: Path) -> None:
@@ -70,5 +79,23 @@ def test_an_ordinary_add_still_waits_for_the_batch(tmp_path: Path) -> None:
         await rows.flush()  # what shutdown does: straight to the sink, spool untouched
         assert ordinary.done() and [r for _, r, _ in sink.inserts] == [[(1, "otlp row")]]
         assert delivery.spool.pending() == []
+
+    asyncio.run(scenario())
+
+
+def test_an_urgent_add_does_not_wait_for_a_slow_insert_in_flight(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        rows, delivery, sink = batcher(tmp_path, max_delay=0.05)
+        sink.hang.clear()  # ClickHouse takes its time with the next insert
+        ordinary = rows.add(TABLE, [(1, "otlp row")], 10)
+        # the batch interval passes: the ordinary batch's insert is in flight, and hangs
+        assert await asyncio.to_thread(sink.entered.wait, 5)
+        hook = rows.add(TABLE, [(2, "hook row")], 10, urgent=True)
+        await asyncio.wait_for(asyncio.shield(hook), 5)
+        assert not ordinary.done()  # still inserting
+        (path,) = delivery.spool.pending()
+        assert delivery.spool.read(path).rows == [(2, "hook row")]
+        sink.hang.set()
+        await asyncio.wait_for(ordinary, 10)
 
     asyncio.run(scenario())
