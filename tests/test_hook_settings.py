@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from receiver.agents.hook_settings import CLAUDE_EVENTS, CODEX_EVENTS, is_ours
+from receiver.agents.hook_settings import CLAUDE_EVENTS, CODEX_EVENTS, claude_settings, is_ours
 from receiver.agents.launch import add_hooks, default_hooks_url, prepare
 from receiver.cli import main
 
@@ -168,3 +168,10 @@ def test_cc_launch_hooks_url_defaults_to_the_receivers_http_endpoint(tmp_path: P
     assert hooks_url({}, http_endpoint="http://h:9") == "http://h:9/v1/hooks"
     explicit = {"CC_LAUNCH_HOOKS_URL": "http://h:1/v1/hooks"}
     assert hooks_url(explicit, endpoint="http://10.1.2.3:4317") == "http://h:1/v1/hooks"
+
+
+def test_the_readme_shows_what_install_writes() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Hooks", 1)[1].split("\n## ", 1)[0]
+    shown = json.loads(section.split("```json\n", 1)[1].split("```", 1)[0])
+    assert shown == claude_settings(URL, events=("PreToolUse",))

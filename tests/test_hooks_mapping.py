@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from receiver.agents.hook import payload_for
 from receiver.ingest.decode import decode_logs
 from receiver.ingest.hooks import BadHookPayload, hook_request
 from receiver.processors.redact import Redactor
@@ -80,8 +81,22 @@ def test_codex_payload_is_a_codex_event() -> None:
     assert row["LogAttributes"]["session.id"] == payload["session_id"]
     assert row["LogAttributes"]["agent"] == "codex"
     assert "transcript_path" not in row["LogAttributes"]  # null: absent
+    assert row["LogAttributes"]["conversation.id"] == payload["session_id"]  # codex's own key
+    assert row["ResourceAttributes"] == {"service.name": "codex_exec"}
     # the agent may also come from the URL (?agent=codex)
     assert row_of(json.dumps(payload).encode(), "codex")["EventName"] == "codex.hook.PreToolUse"
+
+
+def test_helper_adds_the_agent_and_the_codex_shims_run_id() -> None:
+    raw = json.dumps(codex_payload("Stop", "019d0000-aaaa-7bbb-8ccc-000000000002")).encode()
+    environ = {"OTEL_RESOURCE_ATTRIBUTES": "cc.launch.id=L1,agent.run.id=run%2D7,task.id=T"}
+    body = payload_for(raw, "codex", environ)
+    assert json.loads(body)["agent"] == "codex"
+    assert json.loads(body)["agent_run_id"] == "run-7"
+    row = row_of(body)
+    assert row["ResourceAttributes"] == {"service.name": "codex_exec", "agent.run.id": "run-7"}
+    assert "agent_run_id" not in json.loads(payload_for(raw, "codex", {}))
+    assert payload_for(b"not json", "codex", environ) == b"not json"
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 For agents that only run command hooks (Codex; Claude Code before http hooks): the agent
 writes the payload on stdin, this posts it with ``"agent": "claude"`` or ``"codex"`` added
 (the receiver names the event ``claude_code.hook.<event>`` or ``codex.hook.<event>`` from it),
-and returns.
+and returns. Under the codex shim it also adds ``"agent_run_id"``, the run id the shim
+stamped on codex's telemetry, so the hook rows belong to the same run.
 
 What it must never do: fail or steer the hook. A hook's exit code and stdout are read by the
 agent (exit 2 blocks a tool call; stdout JSON can deny it or add context), so this always
@@ -26,23 +27,36 @@ import os
 import sys
 import threading
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from urllib.parse import unquote
 
 DEFAULT_URL = "http://127.0.0.1:4318/v1/hooks"
 URL_ENV = "AGENT_HOOK_URL"
 TOKEN_ENV = "AGENT_HOOK_TOKEN"
 TOKEN_FILE_ENVS = ("AGENT_HOOK_TOKEN_FILE", "CC_LAUNCH_TOKEN_FILE")
 DEBUG_ENV = "AGENT_HOOK_DEBUG"
+RESOURCE_ENV = "OTEL_RESOURCE_ATTRIBUTES"
 AGENTS = ("claude", "codex")
 TIMEOUT_S = 1.0
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024  # hook payloads are kilobytes; never read without bound
 
 
-def payload_for(raw: bytes, agent: str) -> bytes:
-    """The body to post: the payload with ``agent`` added when it is a JSON object (an
-    ``agent`` the payload already has is kept), else the bytes as they came (the receiver
-    answers 400, which is only logged here)."""
+def run_id_stamp(environ: Mapping[str, str]) -> str:
+    """The ``agent.run.id`` the codex shim stamped into ``OTEL_RESOURCE_ATTRIBUTES`` ("" when
+    none): codex hands its environment to its hooks, so the hook row can name the same run as
+    codex's own telemetry."""
+    for entry in environ.get(RESOURCE_ENV, "").split(","):
+        key, _, value = entry.partition("=")
+        if key.strip() == "agent.run.id" and value.strip():
+            return unquote(value.strip())
+    return ""
+
+
+def payload_for(raw: bytes, agent: str, environ: Mapping[str, str] | None = None) -> bytes:
+    """The body to post: the payload with ``agent`` (and ``agent_run_id``, under the codex
+    shim) added when it is a JSON object (values the payload already has are kept), else the
+    bytes as they came (the receiver answers 400, which is only logged here)."""
     try:
         payload = json.loads(raw)
     except ValueError:
@@ -50,6 +64,9 @@ def payload_for(raw: bytes, agent: str) -> bytes:
     if not isinstance(payload, dict):
         return raw
     payload.setdefault("agent", agent)
+    run_id = run_id_stamp(os.environ if environ is None else environ)
+    if run_id:
+        payload.setdefault("agent_run_id", run_id)
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 

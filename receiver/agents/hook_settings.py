@@ -34,7 +34,7 @@ HOOKS_PATH = "/v1/hooks"
 DEFAULT_URL = f"http://127.0.0.1:4318{HOOKS_PATH}"
 # What only hooks know: permission waits and prompts, tool calls before and after (denied,
 # failed), stop reasons, subagents, compactions, session start and end. Events Claude Code
-# 2.1.330 accepts (verified with the real CLI: tests/test_hooks_real_claude.py).
+# 2.1.330 accepts (verified with the real CLI: tests/test_hooks_real_clients.py).
 CLAUDE_EVENTS = (
     "SessionStart",
     "UserPromptSubmit",
@@ -308,8 +308,9 @@ def run_command(args: Any, http_listen: str) -> int:
             print(f"{state}: {', '.join(events)} -> {hooks_url(url)} in {path}")
             if codex:
                 print(
-                    "codex: hooks need [features] codex_hooks = true in config.toml on "
-                    "versions that still gate them"
+                    "codex runs a new or changed hook only once you trust it: start codex and "
+                    "review them with /hooks (codex exec cannot ask, and skips untrusted hooks "
+                    "unless given --dangerously-bypass-hook-trust)"
                 )
         if backup:
             print(f"backup of the previous file: {backup}")

@@ -8,13 +8,15 @@ seconds old. A request is acknowledged only when every batch holding its rows is
 Memory is bounded: past ``max_queue_bytes`` of requests waiting, new ones are refused.
 
 An ``urgent`` add (a hook call: the agent waits for its answer) flushes its table's buffer at
-once, rows already waiting included, straight into the spool (one fsync for all of them), so it
-is acknowledged in milliseconds rather than after ``max_delay``.
+once, rows already waiting included, straight into the spool (one fsync for all of them) and
+without waiting for an insert in flight, so it is acknowledged in milliseconds rather than after
+``max_delay`` or a slow ClickHouse.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import secrets
 from collections.abc import Sequence
@@ -119,8 +121,11 @@ class Batcher:
             buffer.rows,
             f"{self._run_id}-{table}-{next(self._batch_ids)}",
         )
+        # An urgent batch goes to the spool without queueing behind the table's insert in
+        # flight, which may wait seconds for a slow ClickHouse (the spool keeps its own order).
+        writer = contextlib.nullcontext() if buffer.urgent else self._locks[table]
         try:
-            async with self._locks[table]:
+            async with writer:
                 await self._delivery.deliver(batch, spool_first=buffer.urgent)
         except Exception as exc:
             error = exc if isinstance(exc, Unavailable) else Unavailable(str(exc))

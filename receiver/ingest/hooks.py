@@ -20,7 +20,11 @@ event:
 - ``LogAttributes``: every top-level field, the join keys renamed to the telemetry's names
   (``session_id`` -> ``session.id``, ``prompt_id`` -> ``prompt.id``; ``tool_use_id`` is
   already the name Claude Code's ``tool_result`` event uses), objects and arrays as compact
-  JSON, plus ``agent`` (``claude`` or ``codex``);
+  JSON, plus ``agent`` (``claude`` or ``codex``); a Codex ``session_id`` (its thread id) is
+  also ``conversation.id``, the attribute codex's own log events carry;
+- resource ``service.name``, and for Codex under the codex shim ``agent.run.id`` (the helper
+  sends the shim's stamp as ``agent_run_id``), so stitching files the row under the same run
+  as codex's telemetry;
 - ``Body`` the payload's JSON text as it arrived.
 
 It never logs a payload: nothing here has been redacted yet.
@@ -107,7 +111,19 @@ def hook_attributes(payload: dict[str, Any], agent: str) -> dict[str, AnyValue]:
         if value is not None and key
     }
     attributes["agent"] = AnyValue(string_value=agent)
+    session = payload.get("session_id")
+    if agent == "codex" and isinstance(session, str) and session:
+        attributes["conversation.id"] = AnyValue(string_value=session)
     return attributes
+
+
+def hook_resource(payload: dict[str, Any], agent: str) -> dict[str, str]:
+    """Resource attributes: the agent's service name, and the codex shim's run id if sent."""
+    resource = {"service.name": AGENTS[agent][1]}
+    run_id = payload.get("agent_run_id")
+    if agent == "codex" and isinstance(run_id, str) and run_id:
+        resource["agent.run.id"] = run_id
+    return resource
 
 
 def hook_request(
@@ -123,13 +139,14 @@ def hook_request(
         raise BadHookPayload(f"hook payload is not UTF-8: {exc}") from None
     payload = parse_payload(text)
     agent = agent_of(payload, query_agent)
-    prefix, service = AGENTS[agent]
+    prefix = AGENTS[agent][0]
     now = received_ns or time.time_ns()
     request = ExportLogsServiceRequest()
     resource_logs = request.resource_logs.add()
-    resource_logs.resource.attributes.append(
-        KeyValue(key="service.name", value=AnyValue(string_value=service))
-    )
+    for key, value in hook_resource(payload, agent).items():
+        resource_logs.resource.attributes.append(
+            KeyValue(key=key, value=AnyValue(string_value=value))
+        )
     scope_logs = resource_logs.scope_logs.add()
     scope_logs.scope.name = SCOPE_NAME
     record = scope_logs.log_records.add()

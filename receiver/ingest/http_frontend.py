@@ -464,7 +464,9 @@ class HttpFrontEnd:
     async def _not_found(self, request: web.Request) -> web.Response:
         paths = ", ".join(spec.http_path for spec in SERVICES.values())
         error = HttpError(
-            404, code_pb2.NOT_FOUND, f"no such endpoint {request.path}; OTLP/HTTP uses {paths}"
+            404,
+            code_pb2.NOT_FOUND,
+            f"no such endpoint {request.path}; OTLP/HTTP uses {paths} (hooks: {HOOKS_PATH})",
         )
         return _error_response(error, _media_type(request))
 

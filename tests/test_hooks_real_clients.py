@@ -1,8 +1,15 @@
-"""The real Claude Code CLI (from the npm cache, as in ``test_e2e_real_clients``) posting its
-http hooks to a real receiver, turned on by ``cc-launch --hooks`` for the one run, against the
-mock model API: the hook rows land, carry the session id of the session's telemetry, join its
-``claude_code.tool_result`` event by ``tool_use_id``, and the secret in the Bash command is
-redacted everywhere. The user's own settings file is untouched and its hooks still run."""
+"""The real CLIs (from the npm cache, as in ``test_e2e_real_clients``) sending hook events to a
+real receiver, against the mock model APIs.
+
+Claude Code posts its http hooks, turned on by ``cc-launch --hooks`` for the one run: the hook
+rows land, carry the session id of the session's telemetry, join its ``claude_code.tool_result``
+event by ``tool_use_id``, and the secret in the Bash command is redacted everywhere. The user's
+own settings file is untouched and its hooks still run.
+
+Codex runs ``agent-hook`` command hooks installed by ``otel-receiver hooks install --agent
+codex``, under the codex shim: the rows are ``codex.hook.*`` events of the same thread and run
+as codex's own telemetry. (Codex runs only hooks the user trusted in its TUI; ``codex exec``
+cannot ask, so the test passes ``--dangerously-bypass-hook-trust``.)"""
 
 from __future__ import annotations
 
@@ -10,7 +17,9 @@ import json
 import secrets
 import string
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
@@ -18,7 +27,7 @@ from receiver.query.tree import build_tree
 
 from .clickhouse_rows import rows, wait_rows
 from .mock_model_apis import EgressBlocker, MockAnthropic, MockOpenAI
-from .receiver_process import ReceiverProcess, wait_for
+from .receiver_process import REPO, ReceiverProcess, wait_for
 from .test_e2e_real_clients import (  # noqa: F401 (real_clis is a fixture)
     RUN_TIMEOUT_S,
     RealClis,
@@ -133,6 +142,17 @@ def test_real_claude_code_http_hooks_land_joined_and_redacted(
     assert pre["tool_name"] == "Bash"
     assert by_event["UserPromptSubmit"]["LogAttributes"]["prompt.id"] == telemetry["prompt.id"]
 
+    def tool_span() -> list[dict[str, Any]]:
+        return rows(
+            client,
+            database,
+            "SELECT SpanAttributes['tool_use_id'] AS tool_use_id FROM {db}.otel_traces "
+            "WHERE SpanName = 'claude_code.tool'",
+        )
+
+    (span,) = wait_for(tool_span, 30, "the claude_code.tool span")
+    assert span["tool_use_id"] == pre["tool_use_id"]
+
     # The secret in the Bash command is redacted before storage, in the hook rows (body and
     # attributes) and everywhere else.
     assert "[REDACTED:" in pre["tool_input"] and secret not in pre["tool_input"]
@@ -159,3 +179,84 @@ def test_real_claude_code_http_hooks_land_joined_and_redacted(
     assert wait_for(session_end_node, 30, "the session's hook nodes in the tree") == [
         f"session ended ({reason})"
     ]
+
+
+def test_real_codex_command_hooks_land_as_codex_events_of_its_run(
+    real_clis: RealClis,  # noqa: F811
+    receiver: ReceiverProcess,
+    client: Client,
+    database: str,
+    tmp_path: Path,
+) -> None:
+    with MockAnthropic("true") as anthropic, MockOpenAI() as openai, EgressBlocker() as egress:
+        codex_home = _codex_home(tmp_path / "codex_home", openai)
+        env = _client_env(tmp_path, real_clis, anthropic, codex_home, egress)
+        install = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "receiver.cli",
+                "hooks",
+                "install",
+                "--agent",
+                "codex",
+                "--url",
+                f"{receiver.http_url}/v1/hooks",
+            ],
+            env={**env, "PATH": f"{Path(sys.executable).parent}:{env['PATH']}"},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert install.returncode == 0, install.stderr
+        assert (codex_home / "hooks.json").exists(), install.stdout
+        work = tmp_path / "work"
+        work.mkdir()
+        run = subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "bin" / "codex-spawn"),  # the shim: telemetry on, run id stamped
+                "exec",
+                "--dangerously-bypass-hook-trust",
+                "--skip-git-repo-check",
+                "say hi",
+            ],
+            env={**env, "CC_LAUNCH_ENDPOINT": f"http://{receiver.grpc_target}"},
+            cwd=work,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+        )
+        assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\n{openai.describe()}"
+
+    hooks = wait_rows(
+        client,
+        database,
+        "SELECT EventName, ServiceName, LogAttributes, ResourceAttributes FROM {db}.otel_logs "
+        "WHERE EventName LIKE 'codex.hook.%' ORDER BY Timestamp",
+        3,
+    )
+    assert [h["EventName"] for h in hooks] == [
+        "codex.hook.SessionStart",
+        "codex.hook.UserPromptSubmit",
+        "codex.hook.Stop",
+    ]
+    assert {h["ServiceName"] for h in hooks} == {"codex_exec"}
+
+    def codex_telemetry() -> list[dict[str, Any]]:
+        return rows(
+            client,
+            database,
+            "SELECT DISTINCT LogAttributes['conversation.id'] AS thread, "
+            "ResourceAttributes['agent.run.id'] AS run FROM {db}.otel_logs "
+            "WHERE startsWith(EventName, 'codex.') AND NOT startsWith(EventName, 'codex.hook.') "
+            "AND LogAttributes['conversation.id'] != ''",
+        )
+
+    (telemetry,) = wait_for(codex_telemetry, 30, "codex's own log events")
+    assert {h["LogAttributes"]["session.id"] for h in hooks} == {telemetry["thread"]}
+    assert {h["ResourceAttributes"]["agent.run.id"] for h in hooks} == {telemetry["run"]}
+    assert hooks[1]["LogAttributes"]["prompt"] == "say hi"
+    assert hooks[1]["LogAttributes"]["turn_id"] == hooks[2]["LogAttributes"]["turn_id"]
