@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from receiver.delivery.batch import Batcher
+from receiver.delivery.deadletter import DeadLetters
 from receiver.delivery.deliver import Delivery
 from receiver.delivery.spool import Spool
 
@@ -43,7 +44,8 @@ def batcher(
     tmp_path: Path, max_delay: float = MAX_DELAY_S
 ) -> tuple[Batcher, Delivery, RecordingSink]:
     sink = RecordingSink()
-    delivery = Delivery(sink, Spool(tmp_path / "spool", 1 << 20))  # type: ignore[arg-type]
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    delivery = Delivery(sink, spool, DeadLetters(tmp_path / "dead", 1 << 20))  # type: ignore[arg-type]
     return Batcher(delivery, COLUMNS, 10_000, max_delay, 1 << 20), delivery, sink
 
 
