@@ -207,11 +207,13 @@ class Delivery:
         self._replayer.daemon = True
         self._replayer.start()
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop the replayer between two files (waiting at most ``timeout`` seconds for an
+        insert in progress; the file stays in the spool either way)."""
         self._stopping.set()
         self.spool.wake.set()
         if self._replayer:
-            await asyncio.to_thread(self._replayer.join, 30)
+            await asyncio.to_thread(self._replayer.join, timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _backoff(self, attempts: int) -> float:
