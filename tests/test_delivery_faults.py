@@ -229,3 +229,44 @@ def test_a_hung_clickhouse_is_answered_from_the_spool_before_clients_resend(
     assert_stored_exactly_once(harness, load.acked)
     assert receiver.stop() == 0
     proxy.close()
+
+
+def spool_command(harness: Harness, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "receiver.cli", "spool", *args, "--data-dir",
+         str(harness.root / "data")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_too_many_parts_is_retried_then_dead_lettered_and_retried_by_hand(
+    harness: Harness,
+) -> None:
+    receiver = harness.receiver(OTEL_RECEIVER_DELIVERY_MAX_ATTEMPTS="3")
+    client = harness.client()
+    export(receiver.grpc_target, spans_request([os.urandom(8)]))  # one part in today's partition
+    client.command(f"SYSTEM STOP MERGES {DATABASE}.otel_traces")
+    client.command(
+        f"ALTER TABLE {DATABASE}.otel_traces "
+        "MODIFY SETTING parts_to_delay_insert = 1, parts_to_throw_insert = 1"
+    )
+    refused = [os.urandom(8) for _ in range(10)]
+    export(receiver.grpc_target, spans_request(refused))  # acknowledged: spooled
+    event = wait_for(lambda: receiver.event("batch_dead_lettered"), 60, "the attempt limit")
+    assert "TOO_MANY_PARTS" in event["reason"] and "gave up after 3 attempts" in event["reason"]
+    assert [e for e in receiver.events() if e.get("event") == "replay_deferred"]
+    listed = spool_command(harness, "list")
+    assert listed.returncode == 0 and "dead letters" in listed.stdout
+    assert "TOO_MANY_PARTS" in listed.stdout and "10 rows" in listed.stdout
+
+    client.command(
+        f"ALTER TABLE {DATABASE}.otel_traces "
+        "MODIFY SETTING parts_to_delay_insert = 1000, parts_to_throw_insert = 3000"
+    )
+    client.command(f"SYSTEM START MERGES {DATABASE}.otel_traces")
+    retried = spool_command(harness, "retry", "--all")
+    assert retried.returncode == 0 and retried.stdout.startswith("1 dead letters")
+    assert_stored_exactly_once(harness, [i.hex() for i in refused], timeout=30)
+    assert not list((harness.root / "data" / "spool" / "dead").glob("*.batch"))
+    client.close()
+    assert receiver.stop() == 0
