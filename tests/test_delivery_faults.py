@@ -23,6 +23,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from receiver.query.status import scrape
@@ -95,6 +96,14 @@ def receiver_with_http(harness: Harness, name: str, dsn: str, **env: str) -> Rec
     return process
 
 
+def grpc_health(receiver: ReceiverProcess) -> str:
+    with grpc.insecure_channel(receiver.grpc_target) as channel:
+        answer = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=5
+        )
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+
+
 def test_a_broken_schema_is_never_acknowledged_and_makes_the_receiver_unhealthy(
     harness: Harness,
 ) -> None:
@@ -114,6 +123,7 @@ def test_a_broken_schema_is_never_acknowledged_and_makes_the_receiver_unhealthy(
     problems = json.loads(unhealthy.value.read())["problems"]
     assert problems[0]["problem"] == "clickhouse_schema:otel_traces" and problems[0]["fix"]
     assert scrape(metrics_url)["otel_receiver_healthy"][0][1] == 0
+    wait_for(lambda: grpc_health(receiver) == "NOT_SERVING", 5, "gRPC health NOT_SERVING")
     status = subprocess.run(
         [sys.executable, "-m", "receiver.cli", "status", "--metrics-listen",
          f"127.0.0.1:{receiver.metrics_port}", "--clickhouse-url", harness.clickhouse.dsn],
@@ -130,6 +140,7 @@ def test_a_broken_schema_is_never_acknowledged_and_makes_the_receiver_unhealthy(
     export(receiver.grpc_target, spans_request(later))
     with urllib.request.urlopen(health_url, timeout=5) as answer:
         assert answer.status == 200
+    wait_for(lambda: grpc_health(receiver) == "SERVING", 5, "gRPC health SERVING again")
     assert_stored_exactly_once(harness, [i.hex() for i in later])
     assert not stored_counts(client, [i.hex() for i in lost])
     client.close()
