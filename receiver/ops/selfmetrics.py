@@ -19,6 +19,11 @@ open file descriptors, GC) are served too. The endpoint listens on ``metrics.lis
 | ``otel_receiver_spool_bytes`` / ``_spool_files`` | | batches waiting on disk |
 | ``otel_receiver_queue_bytes`` | | request bytes waiting for storage (bounded) |
 | ``otel_receiver_auth_failures_total`` | transport, reason | refused credentials |
+| ``otel_receiver_batches`` | state | batches queued, in flight, spooled, retrying, dead |
+| ``otel_receiver_dead_letter_bytes`` / ``_rows_total`` | / table | dead letters on disk |
+| ``otel_receiver_healthy`` / ``_health_problem`` | / problem, severity | receiver health |
+
+The delivery metrics are declared in ``receiver.delivery.state`` and ``receiver.ops.health``.
 """
 
 from __future__ import annotations
