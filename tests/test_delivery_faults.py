@@ -50,13 +50,16 @@ def export(target: str, body: bytes, timeout: float = 20) -> ExportTraceServiceR
         return call(body, timeout=timeout)
 
 
-def test_150_distinct_days_are_split_by_partition_and_ordinary_spans_land_promptly(
+def test_150_days_future_rejected_past_split_by_partition_ordinary_spans_land_promptly(
     harness: Harness,
 ) -> None:
     receiver = harness.receiver(OTEL_RECEIVER_CLICKHOUSE_TTL_DAYS="0")
     load = SpanLoad(receiver.grpc_target, spans_per_request=20, pause=0.05)
     load.start()
     load.wait_for_acks(100)
+    future = spans_on_days([os.urandom(8) for _ in range(150)], [-d for d in range(2, 152)])
+    rejected = export(receiver.grpc_target, future).partial_success
+    assert rejected.rejected_spans == 150 and "limits.max_future_skew" in rejected.error_message
     odd = [os.urandom(8) for _ in range(150)]
     response = export(receiver.grpc_target, spans_on_days(odd, list(range(1, 151))))
     assert response.partial_success.rejected_spans == 0
