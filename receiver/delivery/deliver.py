@@ -89,7 +89,7 @@ class Delivery:
         max_partitions: int = DEFAULT_MAX_PARTITIONS,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
-        max_direct_inserts: int = 4,
+        max_direct_inserts: int = 16,
     ) -> None:
         self.sink = sink
         self.spool = spool
