@@ -105,6 +105,7 @@ class Delivery:
         )
         self._max_direct = max_direct_inserts
         self._direct = 0  # direct inserts running (event-loop side only)
+        self._overdue = 0  # of those, still running past ack_timeout: ClickHouse is slow
         self._unreachable_until = 0.0  # skip direct inserts until then (monotonic)
         self._stopping = threading.Event()
         self._replayer: threading.Thread | None = None
@@ -114,7 +115,11 @@ class Delivery:
     async def deliver(self, batch: Batch) -> None:
         """Return once ``batch`` is in ClickHouse or in the spool; raise Unavailable if
         neither can take it, or if ClickHouse is misconfigured for it."""
-        direct = self._direct < self._max_direct and time.monotonic() >= self._unreachable_until
+        direct = (
+            self._overdue == 0
+            and self._direct < self._max_direct
+            and time.monotonic() >= self._unreachable_until
+        )
         if direct and await self._insert_directly(batch):
             return
         await self._spool(batch)
@@ -129,6 +134,10 @@ class Delivery:
         try:
             await asyncio.wait_for(asyncio.shield(attempt), self.ack_timeout)
         except TimeoutError:
+            # Until it finishes, later batches go straight to the spool: no other client
+            # should wait ack_timeout for a ClickHouse that is hanging.
+            self._overdue += 1
+            attempt.add_done_callback(self._overdue_done)
             log.warning("insert_slow_spooling", table=batch.table, seconds=self.ack_timeout)
             return False
         except InsertError as error:
@@ -143,6 +152,9 @@ class Delivery:
             log.error("insert_failed_unexpectedly", table=batch.table, error=repr(exc)[:300])
             return False
         return True
+
+    def _overdue_done(self, attempt: asyncio.Future[None]) -> None:
+        self._overdue -= 1
 
     def _direct_done(self, attempt: asyncio.Future[None]) -> None:
         self._direct -= 1
