@@ -241,6 +241,24 @@ async def test_a_slow_insert_is_answered_from_the_spool_and_stored_once(
     assert sink.stored.keys() == {"slow"}  # same token twice: stored once
 
 
+@in_loop
+async def test_while_clickhouse_hangs_later_batches_do_not_wait_the_ack_timeout(
+    delivery: Delivery, sink: FakeSink
+) -> None:
+    sink.gate.clear()
+    await delivery.deliver(batch("first"))  # waits ack_timeout, then spooled
+    started = time.monotonic()
+    await delivery.deliver(batch("second"))
+    assert time.monotonic() - started < 0.3 and len(delivery.spool) == 2
+    sink.gate.set()
+    deadline = time.monotonic() + 10
+    while delivery._overdue:  # the hung insert finishes; its callback runs on this loop
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    await delivery.deliver(batch("third"))  # ClickHouse answers again: direct
+    assert "third" in sink.stored and len(delivery.spool) == 2
+
+
 # -- the replayer --------------------------------------------------------------------------
 
 

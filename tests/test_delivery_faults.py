@@ -23,6 +23,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from receiver.query.status import scrape
@@ -49,13 +50,16 @@ def export(target: str, body: bytes, timeout: float = 20) -> ExportTraceServiceR
         return call(body, timeout=timeout)
 
 
-def test_150_distinct_days_are_split_by_partition_and_ordinary_spans_land_promptly(
+def test_150_days_future_rejected_past_split_by_partition_ordinary_spans_land_promptly(
     harness: Harness,
 ) -> None:
     receiver = harness.receiver(OTEL_RECEIVER_CLICKHOUSE_TTL_DAYS="0")
     load = SpanLoad(receiver.grpc_target, spans_per_request=20, pause=0.05)
     load.start()
     load.wait_for_acks(100)
+    future = spans_on_days([os.urandom(8) for _ in range(150)], [-d for d in range(2, 152)])
+    rejected = export(receiver.grpc_target, future).partial_success
+    assert rejected.rejected_spans == 150 and "limits.max_future_skew" in rejected.error_message
     odd = [os.urandom(8) for _ in range(150)]
     response = export(receiver.grpc_target, spans_on_days(odd, list(range(1, 151))))
     assert response.partial_success.rejected_spans == 0
@@ -95,6 +99,14 @@ def receiver_with_http(harness: Harness, name: str, dsn: str, **env: str) -> Rec
     return process
 
 
+def grpc_health(receiver: ReceiverProcess) -> str:
+    with grpc.insecure_channel(receiver.grpc_target) as channel:
+        answer = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=5
+        )
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+
+
 def test_a_broken_schema_is_never_acknowledged_and_makes_the_receiver_unhealthy(
     harness: Harness,
 ) -> None:
@@ -114,6 +126,7 @@ def test_a_broken_schema_is_never_acknowledged_and_makes_the_receiver_unhealthy(
     problems = json.loads(unhealthy.value.read())["problems"]
     assert problems[0]["problem"] == "clickhouse_schema:otel_traces" and problems[0]["fix"]
     assert scrape(metrics_url)["otel_receiver_healthy"][0][1] == 0
+    wait_for(lambda: grpc_health(receiver) == "NOT_SERVING", 5, "gRPC health NOT_SERVING")
     status = subprocess.run(
         [sys.executable, "-m", "receiver.cli", "status", "--metrics-listen",
          f"127.0.0.1:{receiver.metrics_port}", "--clickhouse-url", harness.clickhouse.dsn],
@@ -130,6 +143,7 @@ def test_a_broken_schema_is_never_acknowledged_and_makes_the_receiver_unhealthy(
     export(receiver.grpc_target, spans_request(later))
     with urllib.request.urlopen(health_url, timeout=5) as answer:
         assert answer.status == 200
+    wait_for(lambda: grpc_health(receiver) == "SERVING", 5, "gRPC health SERVING again")
     assert_stored_exactly_once(harness, [i.hex() for i in later])
     assert not stored_counts(client, [i.hex() for i in lost])
     client.close()
@@ -229,3 +243,44 @@ def test_a_hung_clickhouse_is_answered_from_the_spool_before_clients_resend(
     assert_stored_exactly_once(harness, load.acked)
     assert receiver.stop() == 0
     proxy.close()
+
+
+def spool_command(harness: Harness, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "receiver.cli", "spool", *args, "--data-dir",
+         str(harness.root / "data")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_too_many_parts_is_retried_then_dead_lettered_and_retried_by_hand(
+    harness: Harness,
+) -> None:
+    receiver = harness.receiver(OTEL_RECEIVER_DELIVERY_MAX_ATTEMPTS="3")
+    client = harness.client()
+    export(receiver.grpc_target, spans_request([os.urandom(8)]))  # one part in today's partition
+    client.command(f"SYSTEM STOP MERGES {DATABASE}.otel_traces")
+    client.command(
+        f"ALTER TABLE {DATABASE}.otel_traces "
+        "MODIFY SETTING parts_to_delay_insert = 1, parts_to_throw_insert = 1"
+    )
+    refused = [os.urandom(8) for _ in range(10)]
+    export(receiver.grpc_target, spans_request(refused))  # acknowledged: spooled
+    event = wait_for(lambda: receiver.event("batch_dead_lettered"), 60, "the attempt limit")
+    assert "TOO_MANY_PARTS" in event["reason"] and "gave up after 3 attempts" in event["reason"]
+    assert [e for e in receiver.events() if e.get("event") == "replay_deferred"]
+    listed = spool_command(harness, "list")
+    assert listed.returncode == 0 and "dead letters" in listed.stdout
+    assert "TOO_MANY_PARTS" in listed.stdout and "10 rows" in listed.stdout
+
+    client.command(
+        f"ALTER TABLE {DATABASE}.otel_traces "
+        "MODIFY SETTING parts_to_delay_insert = 1000, parts_to_throw_insert = 3000"
+    )
+    client.command(f"SYSTEM START MERGES {DATABASE}.otel_traces")
+    retried = spool_command(harness, "retry", "--all")
+    assert retried.returncode == 0 and retried.stdout.startswith("1 dead letters")
+    assert_stored_exactly_once(harness, [i.hex() for i in refused], timeout=30)
+    assert not list((harness.root / "data" / "spool" / "dead").glob("*.batch"))
+    client.close()
+    assert receiver.stop() == 0

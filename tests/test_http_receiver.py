@@ -1078,11 +1078,15 @@ def test_storage_unavailable_gets_503_with_retry_after(
             assert reply.status == 503, reply.body
             assert int(reply.headers["Retry-After"]) >= 1
             status = reply.status_message()
-            assert status.code == 14 and "spool" in status.message  # UNAVAILABLE
-        assert_serving(receiver)  # traces still flow
+            assert status.code == 14 and "UNKNOWN_TABLE" in status.message  # UNAVAILABLE
+        # A missing table is a configuration error (receiver.store.errors): never spooled,
+        # the receiver reports itself unhealthy until it is back; other signals still flow.
+        assert call(receiver, "GET", "/health").status == 503
+        assert post(receiver, "traces", b"").status == 200
         apply_schema(client, database, Settings())  # the table comes back
         assert post(receiver, "logs", logs, JSON).status == 200
         wait_for(lambda: count(client, database, "otel_logs") == 10, 10, "logs after recovery")
+        assert_serving(receiver)
     finally:
         assert receiver.stop() == 0
 

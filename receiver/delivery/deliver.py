@@ -89,7 +89,7 @@ class Delivery:
         max_partitions: int = DEFAULT_MAX_PARTITIONS,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
-        max_direct_inserts: int = 4,
+        max_direct_inserts: int = 16,
     ) -> None:
         self.sink = sink
         self.spool = spool
@@ -105,6 +105,7 @@ class Delivery:
         )
         self._max_direct = max_direct_inserts
         self._direct = 0  # direct inserts running (event-loop side only)
+        self._overdue = 0  # of those, still running past ack_timeout: ClickHouse is slow
         self._unreachable_until = 0.0  # skip direct inserts until then (monotonic)
         self._stopping = threading.Event()
         self._replayer: threading.Thread | None = None
@@ -116,8 +117,13 @@ class Delivery:
         neither can take it, or if ClickHouse is misconfigured for it. ``spool_first`` writes
         it to the spool without trying ClickHouse (an fsync takes milliseconds, an insert may
         take seconds); the replayer inserts it."""
-        direct = self._direct < self._max_direct and time.monotonic() >= self._unreachable_until
-        if not spool_first and direct and await self._insert_directly(batch):
+        direct = (
+            not spool_first
+            and self._overdue == 0
+            and self._direct < self._max_direct
+            and time.monotonic() >= self._unreachable_until
+        )
+        if direct and await self._insert_directly(batch):
             return
         await self._spool(batch)
 
@@ -131,6 +137,10 @@ class Delivery:
         try:
             await asyncio.wait_for(asyncio.shield(attempt), self.ack_timeout)
         except TimeoutError:
+            # Until it finishes, later batches go straight to the spool: no other client
+            # should wait ack_timeout for a ClickHouse that is hanging.
+            self._overdue += 1
+            attempt.add_done_callback(self._overdue_done)
             log.warning("insert_slow_spooling", table=batch.table, seconds=self.ack_timeout)
             return False
         except InsertError as error:
@@ -145,6 +155,9 @@ class Delivery:
             log.error("insert_failed_unexpectedly", table=batch.table, error=repr(exc)[:300])
             return False
         return True
+
+    def _overdue_done(self, attempt: asyncio.Future[None]) -> None:
+        self._overdue -= 1
 
     def _direct_done(self, attempt: asyncio.Future[None]) -> None:
         self._direct -= 1
@@ -209,11 +222,13 @@ class Delivery:
         self._replayer.daemon = True
         self._replayer.start()
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop the replayer between two files (waiting at most ``timeout`` seconds for an
+        insert in progress; the file stays in the spool either way)."""
         self._stopping.set()
         self.spool.wake.set()
         if self._replayer:
-            await asyncio.to_thread(self._replayer.join, 30)
+            await asyncio.to_thread(self._replayer.join, timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _backoff(self, attempts: int) -> float:

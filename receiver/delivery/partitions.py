@@ -15,6 +15,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterator
 from functools import cache
+from operator import itemgetter
 
 from clickhouse_connect.driver.client import Client
 
@@ -56,9 +57,15 @@ def split_by_partition(batch: Batch, max_partitions: int) -> Iterator[Batch]:
         yield batch
         return
     index = batch.columns.index(column)
+    stamps = list(map(itemgetter(index), batch.rows))  # C loops: the common case stays cheap
+    if not stamps or int(max(stamps)) // NS_PER_DAY - int(min(stamps)) // NS_PER_DAY < (
+        max_partitions - 1
+    ):
+        yield batch
+        return
     by_day: dict[int, list[tuple]] = defaultdict(list)
-    for row in batch.rows:
-        by_day[int(row[index]) // NS_PER_DAY].append(row)
+    for row, stamp in zip(batch.rows, stamps, strict=True):
+        by_day[int(stamp) // NS_PER_DAY].append(row)
     if len(by_day) < max_partitions:
         yield batch
         return

@@ -236,7 +236,8 @@ class Spool:
                 state.move(BatchState.SPOOLED, BatchState.RETRYING)
             entry.attempts += 1
         entry.last_error = error
-        entry.due = time.monotonic() + retry_in
+        if retry_in > 0:  # else it keeps its place: the oldest file stays first in line
+            entry.due = time.monotonic() + retry_in
         with self._lock:
             heapq.heappush(self._heap, entry)
 

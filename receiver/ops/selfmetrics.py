@@ -23,6 +23,11 @@ open file descriptors, GC) are served too. The endpoint listens on ``metrics.lis
 | ``otel_receiver_alerts_firing`` | alert | label sets firing |
 | ``otel_receiver_alert_notifications_total`` | alert, state, outcome | alert webhook POSTs |
 | ``otel_receiver_alert_webhook_failures_total`` | alert, reason | failed webhook attempts |
+| ``otel_receiver_batches`` | state | batches queued, in flight, spooled, retrying, dead |
+| ``otel_receiver_dead_letter_bytes`` / ``_rows_total`` | / table | dead letters on disk |
+| ``otel_receiver_healthy`` / ``_health_problem`` | / problem, severity | receiver health |
+
+The delivery metrics are declared in ``receiver.delivery.state`` and ``receiver.ops.health``.
 """
 
 from __future__ import annotations
