@@ -129,14 +129,26 @@ def _final_response(event: Any) -> Any:
     return getattr(event, "response", None) if getattr(event, "type", "") in _FINAL_EVENTS else None
 
 
-class _Stream(ObjectProxy):  # type: ignore[misc]
-    """A ``Stream`` of events that ends the call's span when the stream ends, fails or is
-    closed, whether it is read with ``for`` or ``next()``."""
+class _CallStream(ObjectProxy):  # type: ignore[misc]
+    """What both stream proxies share: the call whose span they end, and the final
+    ``Response`` seen so far (its usage goes on the span)."""
 
     def __init__(self, stream: Any, call: _Call) -> None:
         super().__init__(stream)
         self._self_call = call
         self._self_response: Any = None
+
+    def _seen(self, event: Any) -> Any:
+        self._self_response = _final_response(event) or self._self_response
+        return event
+
+    def _end(self, error: BaseException | None = None) -> None:
+        self._self_call.finish(self._self_response, error)
+
+
+class _Stream(_CallStream):
+    """A ``Stream`` of events that ends the call's span when the stream ends, fails or is
+    closed, whether it is read with ``for`` or ``next()``."""
 
     def __iter__(self) -> _Stream:
         return self
@@ -145,34 +157,28 @@ class _Stream(ObjectProxy):  # type: ignore[misc]
         try:
             event = next(self.__wrapped__)
         except StopIteration:
-            self._self_call.finish(self._self_response)
+            self._end()
             raise
         except BaseException as exc:
-            self._self_call.finish(self._self_response, exc)
+            self._end(exc)
             raise
-        self._self_response = _final_response(event) or self._self_response
-        return event
+        return self._seen(event)
 
     def __enter__(self) -> _Stream:
         self.__wrapped__.__enter__()
         return self
 
     def __exit__(self, *exc_info: Any) -> Any:
-        self._self_call.finish(self._self_response)
+        self._end()
         return self.__wrapped__.__exit__(*exc_info)
 
     def close(self) -> None:
-        self._self_call.finish(self._self_response)
+        self._end()
         self.__wrapped__.close()
 
 
-class _AsyncStream(ObjectProxy):  # type: ignore[misc]
+class _AsyncStream(_CallStream):
     """The ``AsyncStream`` counterpart of ``_Stream``."""
-
-    def __init__(self, stream: Any, call: _Call) -> None:
-        super().__init__(stream)
-        self._self_call = call
-        self._self_response: Any = None
 
     def __aiter__(self) -> _AsyncStream:
         return self
@@ -181,24 +187,23 @@ class _AsyncStream(ObjectProxy):  # type: ignore[misc]
         try:
             event = await self.__wrapped__.__anext__()
         except StopAsyncIteration:
-            self._self_call.finish(self._self_response)
+            self._end()
             raise
         except BaseException as exc:
-            self._self_call.finish(self._self_response, exc)
+            self._end(exc)
             raise
-        self._self_response = _final_response(event) or self._self_response
-        return event
+        return self._seen(event)
 
     async def __aenter__(self) -> _AsyncStream:
         await self.__wrapped__.__aenter__()
         return self
 
     async def __aexit__(self, *exc_info: Any) -> Any:
-        self._self_call.finish(self._self_response)
+        self._end()
         return await self.__wrapped__.__aexit__(*exc_info)
 
     async def close(self) -> None:
-        self._self_call.finish(self._self_response)
+        self._end()
         await self.__wrapped__.close()
 
 
@@ -208,6 +213,15 @@ def _start(tracer: Tracer, histograms: _Histograms, instance: Any, kwargs: Any) 
         return _Call(tracer, histograms, instance, kwargs)
     except Exception:
         return None
+
+
+def _returned(call: _Call, result: Any, stream: type[_CallStream] | None) -> Any:
+    """What ``create`` hands back: a streamed result wrapped in ``stream``, which ends the span
+    when the stream ends; else the result itself, its span ended now."""
+    if stream is not None:
+        return stream(result, call)
+    call.finish(result)
+    return result
 
 
 def _sync_wrapper(tracer: Tracer, histograms: _Histograms) -> Callable[..., Any]:
@@ -220,10 +234,7 @@ def _sync_wrapper(tracer: Tracer, histograms: _Histograms) -> Callable[..., Any]
         except BaseException as exc:
             call.finish(error=exc)
             raise
-        if kwargs.get("stream"):
-            return _Stream(result, call)
-        call.finish(result)
-        return result
+        return _returned(call, result, _Stream if kwargs.get("stream") else None)
 
     return create
 
@@ -238,10 +249,7 @@ def _async_wrapper(tracer: Tracer, histograms: _Histograms) -> Callable[..., Any
         except BaseException as exc:
             call.finish(error=exc)
             raise
-        if kwargs.get("stream"):
-            return _AsyncStream(result, call)
-        call.finish(result)
-        return result
+        return _returned(call, result, _AsyncStream if kwargs.get("stream") else None)
 
     return create
 

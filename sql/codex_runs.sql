@@ -16,9 +16,10 @@
 --   README "Costs"; codex reports no cost), tool_calls, tool_failures. Every figure counts what
 --   happened in the window.
 -- Sources (the same as the codex rows of `sessions` and `tokens_by_model`):
---   Tokens: the log events codex.sse_event (event.kind = response.completed), which name their
---   run (conversation.id, plus agent.run.id on the resource with the shim) even without the
---   shim, which codex metrics do not; codex reports no cost. Prompts, API calls and errors
+--   Tokens and the estimate: the view codex_usage (schema/0016_codex_usage.sql) over the log
+--   events codex.sse_event (event.kind = response.completed), which name their run
+--   (conversation.id, plus agent.run.id on the resource with the shim) even without the shim,
+--   which codex metrics do not; codex reports no cost. Prompts, API calls and errors
 --   (status not 2xx or error.message set), tool calls and failures: the log events
 --   codex.user_prompt, codex.api_request, codex.tool_result. Start and end also use spans.
 --   Parent: by span link first (a codex span, e.g. codex.exec, whose parent span is a Claude
@@ -26,27 +27,10 @@
 --   agent.parent.span.id.
 -- Table: run_id, parent_session, parent_via, launch_id, start, duration_s, models, prompts, api_calls, api_errors, input_tokens, output_tokens, cache_read_tokens, reasoning_tokens, codex_est_cost_usd, tool_calls, tool_failures
 WITH
-    (SELECT CAST((groupArray(Model), groupArray((Input, CachedInput, Output, Reasoning))),
-                 'Map(String, Tuple(Float64, Float64, Float64, Float64))')
-     FROM {database:Identifier}.codex_prices
-     WHERE LoadedAt = (SELECT max(LoadedAt) FROM {database:Identifier}.codex_prices))
-        AS codex_prices,  -- USD per 1M tokens: uncached input, cached input, output, reasoning
     events AS (
         SELECT if(ResourceAttributes['agent.run.id'] != '', ResourceAttributes['agent.run.id'],
                   LogAttributes['conversation.id']) AS run_id,
-               EventName AS name, LogAttributes AS a, ResourceAttributes AS r, Timestamp AS ts,
-               name = 'codex.sse_event' AND a['event.kind'] = 'response.completed'
-                   AND a['input_token_count'] != '' AS completed,
-               if(completed,
-                  (greatest(toFloat64OrZero(a['input_token_count'])
-                            - toFloat64OrZero(a['cached_token_count']), 0)
-                       * codex_prices[a['model']].1
-                   + toFloat64OrZero(a['cached_token_count']) * codex_prices[a['model']].2
-                   + greatest(toFloat64OrZero(a['output_token_count'])
-                              - toFloat64OrZero(a['reasoning_token_count']), 0)
-                       * codex_prices[a['model']].3
-                   + toFloat64OrZero(a['reasoning_token_count']) * codex_prices[a['model']].4)
-                  / 1e6, 0.) AS codex_est
+               EventName AS name, LogAttributes AS a, ResourceAttributes AS r, Timestamp AS ts
         FROM {database:Identifier}.otel_logs
         WHERE Timestamp >= {since:DateTime64(9)} AND Timestamp < {until:DateTime64(9)}
           AND startsWith(EventName, 'codex.')
@@ -90,11 +74,7 @@ WITH
                                    BETWEEN 200 AND 299)) AS api_errors,
                countIf(name = 'codex.tool_result') AS tool_calls,
                countIf(name = 'codex.tool_result' AND a['success'] = 'false') AS tool_failures,
-               sumIf(toFloat64OrZero(a['input_token_count']), completed) AS input,
-               sumIf(toFloat64OrZero(a['output_token_count']), completed) AS output,
-               sumIf(toFloat64OrZero(a['cached_token_count']), completed) AS cache_read,
-               sumIf(toFloat64OrZero(a['reasoning_token_count']), completed) AS reasoning,
-               sum(codex_est) AS codex_est,
+               0. AS input, 0. AS output, 0. AS cache_read, 0. AS reasoning, 0. AS codex_est,
                anyIf(r['agent.parent.session.id'], r['agent.parent.session.id'] != '') AS stamped,
                anyIf(r['agent.parent.span.id'], r['agent.parent.span.id'] != '') AS stamped_span,
                anyIf(if(r['cc.launch.id'] != '', r['cc.launch.id'], a['cc.launch.id']),
@@ -102,6 +82,15 @@ WITH
         FROM events
         WHERE run_id != ''
         GROUP BY run_id
+        UNION ALL
+        -- tokens and the estimate: the view codex_usage (schema/0016_codex_usage.sql)
+        SELECT RunId, min(Timestamp), max(Timestamp), '', [], 0, 0, 0, 0, 0,
+               sum(InputTokens), sum(OutputTokens), sum(CachedTokens), sum(ReasoningTokens),
+               sum(CodexEstCostUsd), '', '', ''
+        FROM {database:Identifier}.codex_usage
+        WHERE RunId != ''
+          AND Timestamp >= {since:DateTime64(9)} AND Timestamp < {until:DateTime64(9)}
+        GROUP BY RunId
         UNION ALL
         SELECT run_id, min(Timestamp),
                max(addNanoseconds(Timestamp, toInt64(least(Duration, 4611686018427387904)))),

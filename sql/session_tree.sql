@@ -13,17 +13,13 @@
 -- Sources: runs and parents from agent_runs (see receiver/stitch.py); interactions and tool
 -- calls from otel_traces spans; tokens and cost from log events, which Claude Code and Codex
 -- send even with tracing off: claude_code.api_request (input/output tokens, cost_usd) on the
--- session, codex.sse_event response.completed (input/output token counts) on the codex run;
+-- session, codex.sse_event response.completed (input/output token counts and the estimate:
+-- the view codex_usage, schema/0016_codex_usage.sql) on the codex run;
 -- failures from claude_code.tool_result / codex.tool_result (success = false) and
 -- claude_code.api_error; a Python agent's (agent_otel) model calls and their tokens from its
 -- GenAI spans (gen_ai.usage.input_tokens / output_tokens). A node whose parent span is not itself a node (e.g. a tool call made
 -- by a subagent) has parent_span set; the CLI attaches it to the nearest ancestor node.
 WITH
-    (SELECT CAST((groupArray(Model), groupArray((Input, CachedInput, Output, Reasoning))),
-                 'Map(String, Tuple(Float64, Float64, Float64, Float64))')
-     FROM {database:Identifier}.codex_prices
-     WHERE LoadedAt = (SELECT max(LoadedAt) FROM {database:Identifier}.codex_prices))
-        AS codex_prices,  -- USD per 1M tokens: uncached input, cached input, output, reasoning
     runs AS (
         SELECT RunId, Kind, ParentRunId, ParentSpanId, Resolution, OrphanReason, LaunchId,
                TaskId, TicketId, ThreadId, TraceIds, FirstSeen, LastSeen, ServiceName
@@ -66,7 +62,7 @@ WITH
         INNER JOIN codex AS c
             ON if(l.ResourceAttributes['agent.run.id'] != '', l.ResourceAttributes['agent.run.id'],
                   l.LogAttributes['conversation.id']) = c.RunId
-        WHERE l.EventName IN ('codex.sse_event', 'codex.tool_result', 'codex.api_request')
+        WHERE l.EventName IN ('codex.tool_result', 'codex.api_request')
     ),
     claude_spans AS (
         SELECT SpanId, ParentSpanId, SpanName, SpanAttributes AS a, Timestamp, Duration
@@ -127,22 +123,19 @@ SELECT * FROM (
                countIf(EventName = 'claude_code.api_error') AS failures
         FROM claude_logs GROUP BY RunId
         UNION ALL
-        SELECT RunId,
-               sumIf(toUInt64OrZero(a['input_token_count']), EventName = 'codex.sse_event'),
-               sumIf(toUInt64OrZero(a['output_token_count']), EventName = 'codex.sse_event'),
-               0.,
-               sumIf((greatest(toFloat64OrZero(a['input_token_count'])
-                               - toFloat64OrZero(a['cached_token_count']), 0)
-                          * codex_prices[a['model']].1
-                      + toFloat64OrZero(a['cached_token_count']) * codex_prices[a['model']].2
-                      + greatest(toFloat64OrZero(a['output_token_count'])
-                                 - toFloat64OrZero(a['reasoning_token_count']), 0)
-                          * codex_prices[a['model']].3
-                      + toFloat64OrZero(a['reasoning_token_count']) * codex_prices[a['model']].4)
-                     / 1e6, EventName = 'codex.sse_event'),
-               countIf(EventName = 'codex.api_request'
-                       AND toUInt16OrZero(a['http.response.status_code']) >= 400)
-        FROM codex_logs GROUP BY RunId
+        SELECT RunId, toUInt64(sum(input)), toUInt64(sum(output)), 0., sum(codex_est),
+               sum(failures)
+        FROM (
+            -- tokens and the estimate: the view codex_usage (schema/0016_codex_usage.sql)
+            SELECT RunId, InputTokens AS input, OutputTokens AS output,
+                   CodexEstCostUsd AS codex_est, 0 AS failures
+            FROM {database:Identifier}.codex_usage WHERE RunId IN (SELECT RunId FROM codex)
+            UNION ALL
+            SELECT RunId, 0., 0., 0.,
+                   toUInt64(toUInt16OrZero(a['http.response.status_code']) >= 400)
+            FROM codex_logs WHERE EventName = 'codex.api_request'
+        )
+        GROUP BY RunId
     ) AS tokens ON tokens.RunId = f.RunId
 
     UNION ALL

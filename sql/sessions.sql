@@ -28,8 +28,9 @@
 --   whenever telemetry is on (log events and spans are optional). DELTA points are summed;
 --   CUMULATIVE points count what each added since the previous point of the same series
 --   (metric, resource, attributes, StartTimeUnix), a new StartTimeUnix being a reset.
---   Codex tokens: the log events codex.sse_event (event.kind = response.completed), which name
---   their run even without the codex shim (codex metrics do not); codex reports no cost.
+--   Codex tokens and estimate: the view codex_usage (schema/0016_codex_usage.sql) over the log
+--   events codex.sse_event (event.kind = response.completed), which name their run even
+--   without the codex shim (codex metrics do not); codex reports no cost.
 --   Prompts, API calls and errors, tool calls and failures: log events (claude_code.* and
 --   codex.*: user_prompt, api_request, api_error, tool_result). Start and end also use spans.
 --   Parent session of a codex run: by span link first (a codex span whose parent span is a
@@ -40,11 +41,6 @@
 --   session as for codex (span link, then agent.parent.session.id).
 -- Table: agent, id, parent_session, start, duration_s, user, models, prompts, api_calls, api_errors, input_tokens, output_tokens, cache_read_tokens, cost_usd, codex_est_cost_usd, total_cost_incl_est_usd, tool_calls, tool_failures, codex_children, wait_s
 WITH
-    (SELECT CAST((groupArray(Model), groupArray((Input, CachedInput, Output, Reasoning))),
-                 'Map(String, Tuple(Float64, Float64, Float64, Float64))')
-     FROM {database:Identifier}.codex_prices
-     WHERE LoadedAt = (SELECT max(LoadedAt) FROM {database:Identifier}.codex_prices))
-        AS codex_prices,  -- USD per 1M tokens: uncached input, cached input, output, reasoning
     claude_points AS (
         -- metric increments, one row per point: the view metric_increments
         -- (schema/0015_metric_increments.sql) holds the cumulative-to-delta rule
@@ -59,19 +55,7 @@ WITH
                if(agent = 'claude', LogAttributes['session.id'],
                   if(ResourceAttributes['agent.run.id'] != '', ResourceAttributes['agent.run.id'],
                      LogAttributes['conversation.id'])) AS run_id,
-               EventName AS name, LogAttributes AS a, ResourceAttributes AS r, Timestamp AS ts,
-               name = 'codex.sse_event' AND a['event.kind'] = 'response.completed'
-                   AND a['input_token_count'] != '' AS completed,
-               if(completed,
-                  (greatest(toFloat64OrZero(a['input_token_count'])
-                            - toFloat64OrZero(a['cached_token_count']), 0)
-                       * codex_prices[a['model']].1
-                   + toFloat64OrZero(a['cached_token_count']) * codex_prices[a['model']].2
-                   + greatest(toFloat64OrZero(a['output_token_count'])
-                              - toFloat64OrZero(a['reasoning_token_count']), 0)
-                       * codex_prices[a['model']].3
-                   + toFloat64OrZero(a['reasoning_token_count']) * codex_prices[a['model']].4)
-                  / 1e6, 0.) AS codex_est
+               EventName AS name, LogAttributes AS a, ResourceAttributes AS r, Timestamp AS ts
         FROM {database:Identifier}.otel_logs
         WHERE Timestamp >= {since:DateTime64(9)} AND Timestamp < {until:DateTime64(9)}
           AND (startsWith(EventName, 'claude_code.') OR startsWith(EventName, 'codex.'))
@@ -123,18 +107,23 @@ WITH
                countIf(name IN ('claude_code.tool_result', 'codex.tool_result')) AS tool_calls,
                countIf(name IN ('claude_code.tool_result', 'codex.tool_result')
                        AND a['success'] = 'false') AS tool_failures,
-               sumIf(toFloat64OrZero(a['input_token_count']), completed) AS input,
-               sumIf(toFloat64OrZero(a['output_token_count']), completed) AS output,
-               sumIf(toFloat64OrZero(a['cached_token_count']), completed) AS cache_read,
-               sumIf(toFloat64OrZero(a['cache_write_token_count']), completed) AS cache_creation,
-               sumIf(toFloat64OrZero(a['reasoning_token_count']), completed) AS reasoning,
-               0. AS cost, 0. AS active_time, sum(codex_est) AS codex_est,
+               0. AS input, 0. AS output, 0. AS cache_read, 0. AS cache_creation,
+               0. AS reasoning, 0. AS cost, 0. AS active_time, 0. AS codex_est,
                anyIf(r['agent.parent.session.id'], r['agent.parent.session.id'] != '') AS stamped,
                anyIf(if(r['cc.launch.id'] != '', r['cc.launch.id'], a['cc.launch.id']),
                      r['cc.launch.id'] != '' OR a['cc.launch.id'] != '') AS launch
         FROM events
         WHERE run_id != ''
         GROUP BY agent, run_id
+        UNION ALL
+        -- codex tokens and the estimate: the view codex_usage (schema/0016_codex_usage.sql)
+        SELECT 'codex', RunId, min(Timestamp), max(Timestamp), '', [], 0, 0, 0, 0, 0,
+               sum(InputTokens), sum(OutputTokens), sum(CachedTokens), sum(CacheWriteTokens),
+               sum(ReasoningTokens), 0., 0., sum(CodexEstCostUsd), '', ''
+        FROM {database:Identifier}.codex_usage
+        WHERE RunId != ''
+          AND Timestamp >= {since:DateTime64(9)} AND Timestamp < {until:DateTime64(9)}
+        GROUP BY RunId
         UNION ALL
         SELECT 'claude', Attributes['session.id'], min(TimeUnix), max(TimeUnix),
                anyIf(Attributes['user.id'], Attributes['user.id'] != ''),

@@ -15,9 +15,10 @@
 --   summed; CUMULATIVE points count what each added since the previous point of the same
 --   series (metric, resource, attributes, StartTimeUnix), a new StartTimeUnix being a reset;
 --   a point is counted in the window (and day) of its TimeUnix.
---   Codex tokens: the log events codex.sse_event (event.kind = response.completed) that carry
---   input_token_count, because they name their run (conversation.id) even without the codex
---   shim, which codex metrics do not; codex reports no cost. For codex, input_tokens includes
+--   Codex tokens and estimate: the view codex_usage (schema/0016_codex_usage.sql) over the log
+--   events codex.sse_event (event.kind = response.completed) that carry input_token_count,
+--   because they name their run (conversation.id) even without the codex shim, which codex
+--   metrics do not; codex reports no cost. For codex, input_tokens includes
 --   cache_read_tokens and output_tokens includes reasoning_tokens (OpenAI usage semantics);
 --   total_tokens = input + output for codex, input + output + cache read + cache creation
 --   for Claude (Anthropic counts cache tokens apart from input).
@@ -28,11 +29,6 @@
 --   includes cache reads, so total_tokens = input + output, as for codex.
 -- Table: day, agent, model, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, total_tokens, cost_usd, codex_est_cost_usd, total_cost_incl_est_usd
 WITH
-    (SELECT CAST((groupArray(Model), groupArray((Input, CachedInput, Output, Reasoning))),
-                 'Map(String, Tuple(Float64, Float64, Float64, Float64))')
-     FROM {database:Identifier}.codex_prices
-     WHERE LoadedAt = (SELECT max(LoadedAt) FROM {database:Identifier}.codex_prices))
-        AS codex_prices,  -- USD per 1M tokens: uncached input, cached input, output, reasoning
     claude_points AS (
         -- metric increments, one row per point: the view metric_increments
         -- (schema/0015_metric_increments.sql) holds the cumulative-to-delta rule
@@ -53,28 +49,12 @@ WITH
         FROM claude_points
         GROUP BY day, model
         UNION ALL
-        SELECT toDate(Timestamp, 'UTC') AS day, 'codex' AS agent, LogAttributes['model'] AS model,
-               sum(toFloat64OrZero(LogAttributes['input_token_count'])),
-               sum(toFloat64OrZero(LogAttributes['output_token_count'])),
-               sum(toFloat64OrZero(LogAttributes['cached_token_count'])),
-               sum(toFloat64OrZero(LogAttributes['cache_write_token_count'])),
-               sum(toFloat64OrZero(LogAttributes['reasoning_token_count'])),
-               0.,
-               sum((greatest(toFloat64OrZero(LogAttributes['input_token_count'])
-                             - toFloat64OrZero(LogAttributes['cached_token_count']), 0)
-                        * codex_prices[LogAttributes['model']].1
-                    + toFloat64OrZero(LogAttributes['cached_token_count'])
-                        * codex_prices[LogAttributes['model']].2
-                    + greatest(toFloat64OrZero(LogAttributes['output_token_count'])
-                               - toFloat64OrZero(LogAttributes['reasoning_token_count']), 0)
-                        * codex_prices[LogAttributes['model']].3
-                    + toFloat64OrZero(LogAttributes['reasoning_token_count'])
-                        * codex_prices[LogAttributes['model']].4) / 1e6)
-        FROM {database:Identifier}.otel_logs
-        WHERE EventName = 'codex.sse_event'
-          AND LogAttributes['event.kind'] = 'response.completed'
-          AND LogAttributes['input_token_count'] != ''
-          AND Timestamp >= {since:DateTime64(9)} AND Timestamp < {until:DateTime64(9)}
+        -- codex tokens and the estimate: the view codex_usage (schema/0016_codex_usage.sql)
+        SELECT toDate(Timestamp, 'UTC') AS day, 'codex' AS agent, Model AS model,
+               sum(InputTokens), sum(OutputTokens), sum(CachedTokens), sum(CacheWriteTokens),
+               sum(ReasoningTokens), 0., sum(CodexEstCostUsd)
+        FROM {database:Identifier}.codex_usage
+        WHERE Timestamp >= {since:DateTime64(9)} AND Timestamp < {until:DateTime64(9)}
         GROUP BY day, model
         UNION ALL
         SELECT toDate(Timestamp, 'UTC') AS day, 'python_agent' AS agent,

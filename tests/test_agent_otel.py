@@ -30,9 +30,10 @@ from receiver.query import reports
 from receiver.query.tree import Node
 
 from .capture import CAPTURE_TOOL_EXECUTION_SPAN, replay
+from .launch_env import clean_env
 from .mock_model_apis import MockAnthropic, MockOpenAI
 from .receiver_process import REPO, ReceiverProcess
-from .test_launch import CC_LAUNCH, clean_env
+from .test_launch import CC_LAUNCH
 from .test_stitching import only, send, tree_when
 
 AGENT = str(REPO / "tests" / "agents" / "openai_agent.py")

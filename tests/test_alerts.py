@@ -249,21 +249,9 @@ def test_a_broken_rule_stops_the_receiver_at_start_with_exit_2(
     tmp_path: Path, clickhouse_url: str, database: str, client: Client
 ) -> None:
     rules = [{"name": "broken", "query": "SELECT 1 AS value FROM missing_table", "above": 0}]
-    env = {
-        **os.environ,
-        "OTEL_RECEIVER_ALERTS": json.dumps(rules),
-        "OTEL_RECEIVER_CLICKHOUSE_DATABASE": database,
-    }
     ports = ("--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
     ports += ("--metrics-listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "data"))
-    done = subprocess.run(
-        [sys.executable, "-m", "receiver.cli", "serve", "--clickhouse-url", clickhouse_url, *ports],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _run_cli(clickhouse_url, database, rules, "serve", *ports, timeout=120)
     assert done.returncode == 2, done.stderr
     assert "invalid configuration: alerts.broken: ClickHouse refused the query" in done.stderr
     assert "missing_table" in done.stderr
@@ -320,29 +308,29 @@ def test_a_hanging_webhook_does_not_delay_ingest_and_is_counted(
         assert receiver.stop() == 0
 
 
-def _cli(clickhouse_url: str, database: str, rules: list[dict[str, Any]], *args: str) -> Any:
+def _run_cli(
+    clickhouse_url: str, database: str, rules: list[dict[str, Any]], *args: str, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """``otel-receiver ARGS`` on ``database`` with ``rules`` as the configured alerts."""
     env = {
         **os.environ,
         "OTEL_RECEIVER_ALERTS": json.dumps(rules),
         "OTEL_RECEIVER_CLICKHOUSE_DATABASE": database,
     }
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "receiver.cli",
-            "alerts",
-            *args,
-            "--clickhouse-url",
-            clickhouse_url,
-            "--format",
-            "json",
-        ],
+    return subprocess.run(
+        [sys.executable, "-m", "receiver.cli", *args, "--clickhouse-url", clickhouse_url],
         env=env,
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
+    )
+
+
+def _cli(clickhouse_url: str, database: str, rules: list[dict[str, Any]], *args: str) -> Any:
+    """``otel-receiver alerts ARGS --format json``, its JSON answer."""
+    done = _run_cli(
+        clickhouse_url, database, rules, "alerts", *args, "--format", "json", timeout=60
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)

@@ -1,4 +1,4 @@
-"""The real CLIs (from the npm cache, as in ``test_e2e_real_clients``) sending hook events to a
+"""The real CLIs (from the npm cache, ``tests/real_clis.py``) sending hook events to a
 real receiver, against the mock model APIs.
 
 Claude Code posts its http hooks, turned on by ``cc-launch --hooks`` for the one run: the hook
@@ -26,16 +26,15 @@ from clickhouse_connect.driver.client import Client
 from receiver.query.tree import build_tree
 
 from .clickhouse_rows import rows, wait_rows
-from .mock_model_apis import EgressBlocker, MockAnthropic, MockOpenAI
-from .receiver_process import REPO, ReceiverProcess, wait_for
-from .test_e2e_real_clients import (  # noqa: F401 (real_clis is a fixture)
+from .mock_model_apis import MockAnthropic
+from .real_clis import (  # noqa: F401 (real_clis is a fixture)
     RUN_TIMEOUT_S,
     RealClis,
-    _cc_launch,
-    _client_env,
-    _codex_home,
+    mock_clients,
     real_clis,
+    run_claude,
 )
+from .receiver_process import REPO, ReceiverProcess, wait_for
 
 PROMPT = "run it"
 
@@ -54,14 +53,8 @@ def test_real_claude_code_http_hooks_land_joined_and_redacted(
 ) -> None:
     secret = _github_token()
     command = f"GITHUB_TOKEN={secret} sh -c 'echo hi'"
-    with (
-        MockAnthropic(command) as anthropic,
-        MockOpenAI() as openai,
-        EgressBlocker() as egress,
-    ):
-        env = _client_env(
-            tmp_path, real_clis, anthropic, _codex_home(tmp_path / "codex_home", openai), egress
-        )
+    with mock_clients(tmp_path, real_clis, command) as mocks:
+        env = mocks.env
         # The user's own settings, with a hook of their own: cc-launch --hooks must not
         # change the file, and Claude Code must run both their hook and ours.
         user_marker = tmp_path / "user_hook_ran"
@@ -81,32 +74,17 @@ def test_real_claude_code_http_hooks_land_joined_and_redacted(
             )
         )
         before = user_settings.read_text()
-        work = tmp_path / "work"
-        work.mkdir()
-        run = subprocess.run(
-            [
-                *_cc_launch(),
-                "--endpoint",
-                f"http://{receiver.grpc_target}",
-                "--hooks",
-                "--hooks-url",
-                f"{receiver.http_url}/v1/hooks",
-                "--verbose",
-                "--",
-                "claude",
-                "-p",
-                PROMPT,
-                "--allowedTools",
-                "Bash",
-            ],
-            env=env,
-            cwd=work,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=RUN_TIMEOUT_S,
+        run = run_claude(
+            mocks,
+            PROMPT,
+            "--endpoint",
+            f"http://{receiver.grpc_target}",
+            "--hooks",
+            "--hooks-url",
+            f"{receiver.http_url}/v1/hooks",
+            "--verbose",
         )
-        calls = anthropic.describe()
+        calls = mocks.anthropic.describe()
         assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\n{calls}"
         assert MockAnthropic.FINAL_TEXT in run.stdout, run.stdout
         assert "hook events go to" in run.stderr, run.stderr
@@ -188,9 +166,8 @@ def test_real_codex_command_hooks_land_as_codex_events_of_its_run(
     database: str,
     tmp_path: Path,
 ) -> None:
-    with MockAnthropic("true") as anthropic, MockOpenAI() as openai, EgressBlocker() as egress:
-        codex_home = _codex_home(tmp_path / "codex_home", openai)
-        env = _client_env(tmp_path, real_clis, anthropic, codex_home, egress)
+    with mock_clients(tmp_path, real_clis, "true") as mocks:
+        codex_home, env = mocks.codex_home, mocks.env
         install = subprocess.run(
             [
                 sys.executable,
@@ -211,8 +188,6 @@ def test_real_codex_command_hooks_land_as_codex_events_of_its_run(
         )
         assert install.returncode == 0, install.stderr
         assert (codex_home / "hooks.json").exists(), install.stdout
-        work = tmp_path / "work"
-        work.mkdir()
         run = subprocess.run(
             [
                 sys.executable,
@@ -223,13 +198,13 @@ def test_real_codex_command_hooks_land_as_codex_events_of_its_run(
                 "say hi",
             ],
             env={**env, "CC_LAUNCH_ENDPOINT": f"http://{receiver.grpc_target}"},
-            cwd=work,
+            cwd=mocks.work,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=RUN_TIMEOUT_S,
         )
-        assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\n{openai.describe()}"
+        assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\n{mocks.openai.describe()}"
 
     hooks = wait_rows(
         client,

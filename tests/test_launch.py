@@ -35,6 +35,7 @@ from receiver.agents.codex_shim import find_subcommand, otel_overrides, rewrite
 from receiver.ingest.http_frontend import HttpError, json_to_protobuf
 
 from .bare_python import make_bare_python
+from .launch_env import clean_env
 from .receiver_process import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,17 +61,6 @@ import json, os, sys
 with open(os.environ["FAKE_CODEX_OUT"], "a") as out:
     out.write(json.dumps({{"argv": sys.argv, "env": dict(os.environ)}}) + "\\n")
 """
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The test runner's environment without anything cc-launch or the shim reads."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("OTEL_", "CLAUDE_CODE_", "CC_LAUNCH_", "TRACE", "ANTHROPIC_"))
-    }
-    env.update(extra)
-    return env
 
 
 def attrs(key_values: Any) -> dict[str, Any]:

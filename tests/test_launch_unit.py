@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from receiver.agents import launch
 from receiver.ingest.http_frontend import json_to_protobuf
 
+from .launch_env import clean_env
+
 pytestmark = pytest.mark.unit
 
 AGENTS = Path(launch.__file__).parent
@@ -27,16 +28,6 @@ AGENT_FILES = [
     REPO / "bin" / "cc-launch",
     REPO / "bin" / "codex-spawn",
 ]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("OTEL_", "CLAUDE_CODE_", "CC_LAUNCH_", "TRACE", "ANTHROPIC_"))
-    }
-    env.update(extra)
-    return env
 
 
 def attrs(key_values: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -90,26 +90,20 @@ def run_command(settings: Any, args: argparse.Namespace, connect: Callable[[], C
 
 def _listing(client: Client, database: str, names: list[str]) -> list[dict[str, Any]]:
     table = f"`{database}`.alert_state"
-    evaluated = {
-        r[0]: r[1:]
-        for r in client.query(
-            f"SELECT Rule, State, Value, Detail, UpdatedAt FROM {table} FINAL WHERE Kind = 'rule'"
-        ).result_rows
-    }
-    counts = {
-        r[0]: r[1:]
-        for r in client.query(
-            f"SELECT Rule, countIf(State = 'firing'), countIf(State = 'pending') "
-            f"FROM {table} FINAL WHERE Kind = 'state' GROUP BY Rule"
-        ).result_rows
-    }
-    notified = {
-        r[0]: r[1:]
-        for r in client.query(
-            f"SELECT Rule, argMax(State, UpdatedAt), argMax(Outcome, UpdatedAt), max(UpdatedAt) "
-            f"FROM {table} FINAL WHERE Kind = 'claim' AND startsWith(Key, 'notify:') GROUP BY Rule"
-        ).result_rows
-    }
+    evaluated = _by_rule(
+        client,
+        f"SELECT Rule, State, Value, Detail, UpdatedAt FROM {table} FINAL WHERE Kind = 'rule'",
+    )
+    counts = _by_rule(
+        client,
+        f"SELECT Rule, countIf(State = 'firing'), countIf(State = 'pending') "
+        f"FROM {table} FINAL WHERE Kind = 'state' GROUP BY Rule",
+    )
+    notified = _by_rule(
+        client,
+        f"SELECT Rule, argMax(State, UpdatedAt), argMax(Outcome, UpdatedAt), max(UpdatedAt) "
+        f"FROM {table} FINAL WHERE Kind = 'claim' AND startsWith(Key, 'notify:') GROUP BY Rule",
+    )
     rows = []
     for name in names:
         state, value, error, at = evaluated.get(name, ("", 0.0, "", None))
@@ -130,6 +124,11 @@ def _listing(client: Client, database: str, names: list[str]) -> list[dict[str, 
             }
         )
     return rows
+
+
+def _by_rule(client: Client, sql: str) -> dict[str, Sequence[Any]]:
+    """The query's rows by their first column, the rule's name, without it."""
+    return {row[0]: row[1:] for row in client.query(sql).result_rows}
 
 
 def _iso(when: datetime | None) -> str | None:

@@ -137,6 +137,22 @@ def server_version(client: Client) -> tuple[int, int]:
     return int(major), int(minor)
 
 
+_VIEW_FILE = re.compile(r'CREATE (?:MATERIALIZED )?VIEW IF NOT EXISTS\s+"\$\{database\}"\."(\w+)"')
+
+
+def _existing_views(client: Client, database: str) -> set[str]:
+    """The views already in ``database``. Their files are not run again: ClickHouse analyses
+    a view's query even where IF NOT EXISTS finds the view, so a table that lost a column the
+    view reads would stop start-up before the drift check names the column and before
+    ``schema apply --migrate`` can add it back."""
+    rows = client.query(
+        "SELECT name FROM system.tables "
+        "WHERE database = {db:String} AND engine IN ('View', 'MaterializedView')",
+        parameters={"db": database},
+    ).result_rows
+    return {row[0] for row in rows}
+
+
 def apply_schema(client: Client, database: str, settings: Settings) -> list[str]:
     """Create the database and every table; returns the names applied for the first time."""
     cluster = settings.clickhouse_cluster
@@ -153,9 +169,13 @@ def apply_schema(client: Client, database: str, settings: Settings) -> list[str]
         for row in client.query(f"SELECT Version FROM `{database}`.schema_versions").result_rows
     }
     newly_applied = []
+    existing_views = set() if cluster else _existing_views(client, database)
     for schema in schema_files(server_version(client)):
-        for statement in render_statements(schema, database, settings.clickhouse_ttl_days, cluster):
-            client.command(statement)
+        view = _VIEW_FILE.search(schema.text)
+        if not (view and view.group(1) in existing_views):
+            ttl_days = settings.clickhouse_ttl_days
+            for statement in render_statements(schema, database, ttl_days, cluster):
+                client.command(statement)
         if schema.version not in recorded:
             client.insert(
                 "schema_versions",

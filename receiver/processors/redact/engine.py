@@ -261,15 +261,20 @@ def load_hash_key(settings: Settings, environ: Mapping[str, str] | None = None) 
     if settings.redaction_hash_key_file:
         path = Path(settings.redaction_hash_key_file)
         try:
-            key = path.read_bytes().strip()
+            return _read_key(path)
         except OSError as exc:
             raise ConfigError(
                 f"redaction_hash_key_file: cannot read {path}: {exc.strerror}"
             ) from None
-        if not key:
-            raise ConfigError(f"redaction_hash_key_file: {path} is empty")
-        return key
     return _generated_key(Path(settings.data_dir) / HASH_KEY_FILE_NAME)
+
+
+def _read_key(path: Path) -> bytes:
+    """The key ``path`` holds, without surrounding white space; an empty file is an error."""
+    key = path.read_bytes().strip()
+    if not key:
+        raise ConfigError(f"redaction_hash_key_file: {path} is empty")
+    return key
 
 
 def _generated_key(path: Path) -> bytes:
@@ -291,14 +296,11 @@ def _generated_key(path: Path) -> bytes:
             pass
         finally:
             temporary.unlink()
-        key = path.read_bytes().strip()
+        return _read_key(path)
     except OSError as exc:
         raise ConfigError(
             f"redaction_hash_key_file: no key set and cannot create {path}: {exc.strerror}"
         ) from None
-    if not key:
-        raise ConfigError(f"redaction_hash_key_file: {path} is empty")
-    return key
 
 
 # ---------------------------------------------------------------------------------------------
