@@ -45,11 +45,31 @@ _SERVE_FLAGS = (
     "clickhouse_url",
     "data_dir",
     "log_level",
+    "ui_listen",
 )
 _STATUS_FLAGS = ("metrics_listen", "clickhouse_url", "data_dir", "log_level")
 _CLICKHOUSE_FLAGS = ("data_dir", "embedded_http_port", "embedded_tcp_port", "log_level")
 _QUERY_FLAGS = ("clickhouse_url", "clickhouse_database", "embedded_http_port", "log_level")
 _SCHEMA_FLAGS = ("clickhouse_url", "data_dir", "log_level")
+_UI_FLAGS = (
+    "ui_listen",
+    "clickhouse_url",
+    "clickhouse_database",
+    "embedded_http_port",
+    "data_dir",
+    "log_level",
+)
+
+
+def _insecure_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--insecure-allow-unauthenticated",
+        dest="insecure_allow_unauthenticated",
+        action="store_const",
+        const=True,
+        default=None,
+        help="accept clients without a token or certificate on a non-loopback address",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,14 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="receive OTLP and store it in ClickHouse (starts an embedded one if no URL is set)",
     )
     _settings_flags(serve, *_SERVE_FLAGS)
-    serve.add_argument(
-        "--insecure-allow-unauthenticated",
-        dest="insecure_allow_unauthenticated",
-        action="store_const",
-        const=True,
-        default=None,
-        help="accept clients without a token or certificate on a non-loopback address",
-    )
+    _insecure_flag(serve)
     status = commands.add_parser(
         "status",
         help="summarize a running receiver (its /metrics) and whether ClickHouse answers",
@@ -92,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     tree.add_argument("id", help="a cc.launch id, Claude session id, codex run id or trace id")
     tree.add_argument("--format", choices=("text", "json"), default="text")
     _settings_flags(tree, *_QUERY_FLAGS)
+    ui = commands.add_parser(
+        "ui",
+        help="serve only the web UI (sessions, trees, traces, live tail, reports) over a "
+        "ClickHouse: the embedded one's HTTP port, or --clickhouse-url",
+    )
+    _settings_flags(ui, *_UI_FLAGS)
+    _insecure_flag(ui)
     from receiver.query.reports import add_commands as add_report_commands
 
     add_report_commands(commands, _settings_flags)  # report NAME, reports, sessions
@@ -190,6 +210,29 @@ def _run_reports(settings: Settings, args: argparse.Namespace) -> int:
     return run_command(settings, args, query_url(settings), lambda: _query_client(settings))
 
 
+def _run_ui(settings: Settings) -> int:
+    from receiver.ingest import tls
+    from receiver.ingest.auth import Authenticator, load_tokens
+    from receiver.store.credentials import query_credentials
+    from receiver.web.app import serve_alone
+    from receiver.web.login import check_ui_exposure
+    from receiver.web.queries import connect_readonly
+
+    if not settings.ui_listen:
+        raise ConfigError("ui_listen: empty, so there is nothing to serve")
+    tokens = load_tokens(settings)
+    for warning in check_ui_exposure(settings, tokens):
+        structlog.get_logger("receiver").warning("security_warning", message=warning)
+    url = query_url(settings)
+    serve_alone(
+        settings,
+        lambda: connect_readonly(url, query_credentials(settings)),
+        Authenticator(tokens),
+        tls.server_context(settings),
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if k in Settings.__dataclass_fields__}
@@ -205,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "schema": _run_schema_apply,
         "tree": lambda settings: _run_tree(settings, args),
         "status": _run_status,
+        "ui": _run_ui,
         "report": lambda settings: _run_reports(settings, args),
         "reports": lambda settings: _run_reports(settings, args),
         "sessions": lambda settings: _run_reports(settings, args),

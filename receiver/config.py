@@ -159,6 +159,9 @@ class Settings:
     metrics_listen: str = _setting(
         "127.0.0.1:9464", "metrics.listen", "Prometheus /metrics address; empty disables it"
     )
+    ui_listen: str = _setting(
+        "127.0.0.1:4319", "ui.listen", "web UI address (serve and ui); empty disables it"
+    )
 
     @property
     def clickhouse_data_dir(self) -> Path:
@@ -342,6 +345,8 @@ def _validate_security(s: Settings) -> None:
         raise ConfigError("tls_client_ca_file: client certificates need TLS (tls_cert_file)")
     if s.metrics_listen:
         parse_host_port(s.metrics_listen, "metrics_listen")
+    if s.ui_listen:
+        parse_host_port(s.ui_listen, "ui_listen")
     if s.clickhouse_cluster and not s.clickhouse_cluster.replace("_", "").isalnum():
         raise ConfigError(
             f"clickhouse_cluster: letters, digits and _ only, got {s.clickhouse_cluster!r}"
