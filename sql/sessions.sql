@@ -175,12 +175,6 @@ WITH
             GROUP BY agent, run_id
         ) AS f
         LEFT JOIN links AS l ON l.run_id = f.run_id
-    ),
-    children AS (
-        SELECT parent_session, count() AS codex_children
-        FROM runs
-        WHERE agent = 'codex' AND parent_session != ''
-        GROUP BY parent_session
     )
 SELECT r.agent AS agent, r.id AS id, r.parent_session AS parent_session,
        r.start AS start, r.end AS end, r.duration_s AS duration_s, r.user AS user,
@@ -190,9 +184,13 @@ SELECT r.agent AS agent, r.id AS id, r.parent_session AS parent_session,
        r.cache_creation_tokens AS cache_creation_tokens, r.reasoning_tokens AS reasoning_tokens,
        r.cost_usd AS cost_usd, r.active_time_s AS active_time_s, r.tool_calls AS tool_calls,
        r.tool_failures AS tool_failures,
-       if(r.agent = 'claude', c.codex_children, 0) AS codex_children, r.launch_id AS launch_id
+       -- a window over the family, not a join: a second reference to runs would compute it twice
+       if(r.agent = 'claude',
+          countIf(r.agent = 'codex') OVER (
+              PARTITION BY if(r.parent_session != '', r.parent_session, r.id)),
+          0) AS codex_children,
+       r.launch_id AS launch_id
 FROM runs AS r
-LEFT JOIN children AS c ON c.parent_session = r.id
 WHERE {session:String} = '' OR r.id = {session:String} OR r.parent_session = {session:String}
 ORDER BY min(r.start) OVER (PARTITION BY if(r.parent_session != '', r.parent_session, r.id)) DESC,
          if(r.parent_session != '', r.parent_session, r.id), r.agent = 'codex', r.start

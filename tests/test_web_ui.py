@@ -242,11 +242,12 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def screenshot(page: Page, name: str) -> None:
-    """Screenshots for docs/screenshots when WEB_UI_SCREENSHOTS names a directory."""
+    """Screenshots for docs/screenshots when WEB_UI_SCREENSHOTS names a directory (the page
+    as a 1400 x 900 window shows it)."""
     folder = os.environ.get("WEB_UI_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"))
 
 
 # -- pages in the browser -----------------------------------------------------------------------
@@ -296,7 +297,7 @@ def test_trace_page_draws_a_waterfall_of_every_span(served: Served, page: Page) 
     expect(bar).to_be_visible()
     assert float(bar.get_attribute("width") or 0) > 0
     codex_exec = page.locator("details.span", has=page.locator(".wf-name", has_text="codex.exec"))
-    codex_exec.locator("summary").click()
+    codex_exec.locator(":scope > summary").click()
     expect(codex_exec.locator("table.attrs").first).to_contain_text("thread.id")
     screenshot(page, "trace")
 
@@ -358,9 +359,10 @@ def test_reports_page_charts_cost_and_tokens_by_model(served: Served, page: Page
     expect(charts).to_have_count(2)
     expect(charts.first.locator("rect").first).to_be_visible()
     expect(page.locator("ul.legend").first).to_contain_text("claude-opus-5-5")
+    screenshot(page, "reports")
     page.locator("a", has_text="tools").first.click()
     expect(page.locator("table.report")).to_contain_text("Bash")
-    screenshot(page, "reports")
+    screenshot(page, "report")
 
 
 # -- JSON API and HTTP --------------------------------------------------------------------------
@@ -403,7 +405,7 @@ def test_search_takes_any_id(served: Served) -> None:
     prompt = served.ch.query(
         f"SELECT LogAttributes['prompt.id'], LogAttributes['tool_use_id'] "
         f"FROM {served.database}.otel_logs WHERE EventName = 'claude_code.tool_result' "
-        "AND LogAttributes['session.id'] = %(s)s",
+        "AND LogAttributes['session.id'] = %(s)s AND LogAttributes['tool_use_id'] != ''",
         parameters={"s": served.capture.session},
     ).result_rows[0]
     session_url = f"/session/{served.capture.session}"

@@ -172,15 +172,15 @@ class Ui:
         login = self.logins.login(str(form.get("token", "")).strip())
         if login is None:
             return self.render("login.html", 401, title="Log in", next=target, failed=True)
-        response = web.HTTPSeeOther(target)
-        self.logins.set_cookie(response, login)
-        return response
+        answer = web.HTTPSeeOther(target)
+        self.logins.set_cookie(answer, login)
+        raise answer
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
         self.logins.logout(request.cookies.get(COOKIE, ""))
-        response = web.HTTPSeeOther("/login")
-        response.del_cookie(COOKIE, path="/")
-        return response
+        answer = web.HTTPSeeOther("/login")
+        answer.del_cookie(COOKIE, path="/")
+        raise answer
 
     @web.middleware
     async def gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -227,7 +227,6 @@ def build_app(store: Store, logins: Logins) -> web.Application:
         await ui.feed.close()
 
     app.on_shutdown.append(close)
-    app["ui"] = ui
     return app
 
 

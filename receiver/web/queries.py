@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import cache
@@ -47,6 +48,7 @@ class Store:
         self._connect = connect
         self._client: Client | None = None
         self._lock = threading.Lock()
+        self._cache: dict[tuple[Any, ...], tuple[float, reports.Result]] = {}
         self.database = database
 
     def client(self) -> Client:
@@ -63,12 +65,29 @@ class Store:
                 self._client = None
 
     async def report(
-        self, name: str, since: str | None = None, until: str | None = None, **extra: str
+        self,
+        name: str,
+        since: str | None = None,
+        until: str | None = None,
+        fresh_for: float = 0.0,
+        **extra: str,
     ) -> reports.Result:
-        """A named report over ``[since, until)`` (its defaults when None)."""
+        """A named report over ``[since, until)`` (its defaults when None).
+
+        ``fresh_for`` > 0: an answer to the same question (the same window as written, e.g.
+        ``7d`` .. ``now``) up to that many seconds old is reused, so paging through filters
+        of one window asks ClickHouse once."""
         report = reports.get(name)
+        key = (name, since, until, tuple(sorted(extra.items())))
+        now = time.monotonic()
+        if fresh_for and (hit := self._cache.get(key)) and now - hit[0] < fresh_for:
+            return hit[1]
         params = reports.parameters(report, self.database, since, until, extra)
-        return await asyncio.to_thread(self._run, report, params)
+        result = await asyncio.to_thread(self._run, report, params)
+        if fresh_for:
+            self._cache = {k: v for k, v in self._cache.items() if now - v[0] < fresh_for}
+            self._cache[key] = (now, result)
+        return result
 
     async def rows(self, name: str, **params: Any) -> list[dict[str, Any]]:
         """The rows of ``sql/ui/<name>.sql`` as dicts; ``since``/``until`` are datetimes or the

@@ -21,6 +21,7 @@ WINDOWS = ("1h", "6h", "24h", "7d", "30d")
 DEFAULT_SINCE = "7d"
 SESSIONS_SHOWN = 200  # rows an HTML page lists unless ?limit= asks for more
 MAX_SESSIONS = 10_000
+SESSIONS_FRESH_FOR = 10.0  # seconds an answer for one window serves other filters of it
 SESSION_EVENTS = 5_000
 LIVE_BACKLOG = 100
 RUN_KINDS = ("cc_launch", "claude_session", "codex_run")
@@ -92,7 +93,8 @@ async def sessions(store: Store, query: Mapping[str, str], html: bool) -> Page:
     filters = {k: query.get(k, "").strip() for k in ("user", "task", "agent", "model")}
     filters["failed"] = "1" if query.get("failed", "") in ("1", "on", "true") else ""
     result, labels = await asyncio.gather(
-        store.report("sessions", since, until), store.rows("run_labels", since=since)
+        store.report("sessions", since, until, fresh_for=SESSIONS_FRESH_FOR),
+        store.rows("run_labels", since=since),
     )
     by_run = {label["run_id"]: label for label in labels}
     rows = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
@@ -382,7 +384,9 @@ def _match_url(match: Mapping[str, str], wanted: str) -> str:
 async def search(store: Store, query: Mapping[str, str], html: bool) -> Page:
     wanted = query.get("q", "").strip()
     if not wanted:
-        return Page("", {}, redirect="/")
+        if html:
+            return Page("", {}, redirect="/")
+        raise BadRequest("q: give the id to find")
     found = await store.rows("find_id", id=wanted)
     matches = [dict(m, url=_match_url(m, wanted)) for m in found]
     if html and matches:

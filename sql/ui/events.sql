@@ -4,7 +4,7 @@
 --   {database:Identifier}  the receiver's database (default otel)
 --   {since:DateTime64(9)}  window start, inclusive (default 1h)
 --   {until:DateTime64(9)}  window end, exclusive (default now)
---   {runs:Array(String)}   only these Claude session ids / codex run ids (default: [] = all)
+--   {runs:Array(String)}   only these Claude session ids / codex run ids; all when empty (default: [])
 --   {limit:UInt32}         at most this many events, the newest (default 1000)
 -- Columns: ts, agent (claude | codex), run_id (Claude session.id; codex: the shim's
 --   agent.run.id, else the thread id conversation.id), event (EventName), trace_id, span_id,
