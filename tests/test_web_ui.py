@@ -8,6 +8,9 @@ import itertools
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -339,11 +342,11 @@ def test_live_page_shows_an_event_sent_after_it_opened(served: Served, page: Pag
 def test_hostile_values_are_shown_as_text_and_never_run(served: Served, page: Page) -> None:
     trace = served.hostile_trace.hex()
     for path, shown in (
-        (f"/session/{served.hostile_session}", HOSTILE),
-        (f"/trace/{trace}", HOSTILE_NAME),
-        (f"/trace/{trace}", HOSTILE_BODY),
-        ("/live", HOSTILE),
         ("/", served.hostile_session[:13]),
+        ("/live", HOSTILE),
+        (f"/trace/{trace}", HOSTILE_BODY),
+        (f"/trace/{trace}", HOSTILE_NAME),
+        (f"/session/{served.hostile_session}", HOSTILE),
     ):
         page.goto(served.ui + path)
         page.locator("details").evaluate_all("ds => ds.forEach(d => d.open = true)")
@@ -503,3 +506,41 @@ def test_a_token_login_sets_an_http_only_cookie(
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+
+# -- the commands -------------------------------------------------------------------------------
+
+
+def test_otel_receiver_ui_serves_the_ui_alone(served: Served, clickhouse_url: str) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "receiver.cli", "ui", "--ui-listen", "127.0.0.1:0",
+         "--clickhouse-url", clickhouse_url, "--clickhouse-database", served.database],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("web UI: http://127.0.0.1:"), line
+        with urllib.request.urlopen(line.split()[-1] + "api/sessions?since=1h", timeout=30) as r:
+            assert served.capture.session in r.read().decode()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+
+
+@pytest.mark.parametrize("command", ["ui", "serve"])
+def test_a_ui_off_loopback_without_tokens_refuses_to_start(
+    command: str, clickhouse_url: str, tmp_path: Path
+) -> None:
+    refused = subprocess.run(
+        [sys.executable, "-m", "receiver.cli", command, "--ui-listen", "0.0.0.0:0",
+         "--clickhouse-url", clickhouse_url, "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "ui_listen=0.0.0.0:0 is not a loopback address" in refused.stderr
