@@ -61,7 +61,7 @@ def stacked_bars(
     chart.empty = False
     plot_w, plot_h = WIDTH - LEFT - 8, HEIGHT - BOTTOM - TOP
     slot = plot_w / len(buckets)
-    bar_w = max(slot * 0.7, 1.0)
+    bar_w = min(max(slot * 0.7, 1.0), 48.0)
     for i, bucket in enumerate(buckets):
         x = LEFT + i * slot + (slot - bar_w) / 2
         y = TOP + plot_h

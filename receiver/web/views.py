@@ -290,11 +290,21 @@ def listed_reports() -> list[reports.Report]:
     return [r for r in reports.available().values() if {"since", "until"} <= r.used]
 
 
+def _days(since: str, until: str, most: int = 62) -> list[str]:
+    """Every UTC day of the window (an empty day is a gap in a chart), unless it is long."""
+    now = datetime.now(UTC)
+    first, last = reports.parse_time(since, now).date(), reports.parse_time(until, now).date()
+    count = (last - first).days + 1
+    if not 0 < count <= most:
+        return []
+    return [str(first + timedelta(days=i)) for i in range(count)]
+
+
 async def reports_index(store: Store, query: Mapping[str, str]) -> Page:
     since, until = _window(query)
     result = await store.report("tokens_by_model", since, until)
     rows = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
-    days = sorted({str(r["day"]) for r in rows})
+    days = _days(since, until) or sorted({str(r["day"]) for r in rows})
     cost: dict[tuple[str, str], float] = {}
     tokens: dict[tuple[str, str], float] = {}
     for r in rows:
