@@ -329,11 +329,30 @@ def test_live_page_shows_an_event_sent_after_it_opened(served: Served, page: Pag
     assert shown_after < 3.0, f"shown {shown_after:.2f}s after the receiver acknowledged it"
     link = row.locator(f'a[title="{served.capture.session}"]')
     expect(link).to_be_visible()
-    # Filtering by agent hides it; pausing holds new events back.
+    # Filtering by agent or session hides it; pausing holds new events back until resumed.
     page.select_option("#live-agent", "codex")
     expect(row).to_be_hidden()
     page.select_option("#live-agent", "")
+    page.fill("#live-session", served.hostile_session)
+    expect(row).to_be_hidden()
+    page.fill("#live-session", served.capture.session[:8])
     expect(row).to_be_visible()
+    page.click("#live-pause")
+    held = f"tool-{uuid.uuid4().hex[:8]}"
+    send(
+        served.receiver.grpc_target,
+        [
+            (
+                "logs",
+                claude_log(served.capture.session, "claude_code.tool_result", {"tool_name": held}),
+            )
+        ],
+    )
+    expect(page.locator("#live-count")).to_contain_text("1 held while paused", timeout=10_000)
+    expect(page.locator("#live-rows tr", has_text=held)).to_have_count(0)
+    page.click("#live-pause")
+    expect(page.locator("#live-rows tr", has_text=held)).to_be_visible()
+    page.fill("#live-session", "")
     screenshot(page, "live")
     link.click()
     expect(page).to_have_url(f"{served.ui}/session/{served.capture.session}")
@@ -435,6 +454,15 @@ def test_errors_name_the_problem(served: Served) -> None:
     assert status == 400 and "since" in json.loads(body)["error"]
     status, _, body = served.get("/reports/no_such_report")
     assert status == 404 and b"no_such_report" in body
+
+
+def test_the_json_link_of_every_page_is_its_data(served: Served, page: Page) -> None:
+    for path in ("/", f"/session/{served.capture.session}", "/reports", "/live"):
+        page.goto(served.ui + path)
+        href = page.locator("footer a", has_text="this page as JSON").get_attribute("href")
+        assert href
+        status, headers, _ = served.get(href)
+        assert status == 200 and headers["Content-Type"].startswith("application/json"), href
 
 
 def test_every_answer_carries_the_content_security_policy(served: Served) -> None:

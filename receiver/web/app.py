@@ -101,18 +101,16 @@ class Ui:
             except (ClickHouseError, OSError) as exc:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
                 log.warning("ui_query_failed", path=request.path, error=first)
-                return self.error(request, html, 503, f"ClickHouse did not answer: {first}")
+                return self.error(request, html, 503, f"the ClickHouse query failed: {first}")
             if page.redirect:
                 raise web.HTTPFound(page.redirect)
             if not html:
                 return web.Response(
                     text=to_json(page.data), status=page.status, content_type="application/json"
                 )
-            json_url = (
-                request.path
-                + ".json"
-                + (f"?{request.query_string}" if request.query_string else "")
-            )
+            json_url = ("/sessions" if request.path == "/" else request.path) + ".json"
+            if request.query_string:
+                json_url += "?" + request.query_string
             return self.render(
                 page.template,
                 page.status,
@@ -130,9 +128,6 @@ class Ui:
                 text=to_json({"error": message}), status=status, content_type="application/json"
             )
         return self.render("error.html", status, title=f"{status}", message=message)
-
-    async def index(self, request: web.Request) -> web.StreamResponse:
-        return await self.page_handler(PAGES["/sessions"], api=False)(request)
 
     async def live_stream(self, request: web.Request) -> web.StreamResponse:
         """``/api/live``: server-sent events, one ``data:`` line per batch of new events."""
@@ -210,7 +205,10 @@ def build_app(store: Store, logins: Logins) -> web.Application:
     ui = Ui(store, logins)
     app = web.Application(middlewares=[ui.gate])
     app.on_response_prepare.append(_security_headers)
-    routes = [web.get("/", ui.index), web.get("/api/live", ui.live_stream)]
+    routes = [
+        web.get("/", ui.page_handler(PAGES["/sessions"], api=False)),
+        web.get("/api/live", ui.live_stream),
+    ]
     for pattern, view in PAGES.items():
         html_path = pattern.replace("{id}", _ID).replace("{name}", "{name:[A-Za-z0-9_]+?}")
         routes.append(web.get(html_path + _FORMAT, ui.page_handler(view, api=False)))

@@ -24,6 +24,10 @@ def _tokens(a: Mapping[str, str], inp: str, out: str) -> str:
     return f"{a.get(inp) or 0} in / {a.get(out) or 0} out tokens"
 
 
+def _clip(text: str, most: int) -> str:
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
 def describe(event: str, a: Mapping[str, str], body: str = "") -> tuple[str, bool]:
     """(the event's main detail, whether it reports a failure)."""
     name = short_name(event)
@@ -62,8 +66,13 @@ def describe(event: str, a: Mapping[str, str], body: str = "") -> tuple[str, boo
         parts = [a.get("prompt", "")]
         if a.get("prompt_length"):
             parts.append(f"({a['prompt_length']} chars)")
-    elif name.startswith("hook."):
-        parts = [a.get("tool_name", ""), a.get("hook_event_name", "")]
+    elif name.startswith("hook."):  # Claude Code hooks (POST /v1/hooks): what it was about
+        parts = [
+            a.get("tool_name", ""),
+            a.get("prompt", ""),
+            a.get("reason", ""),
+            _clip(a.get("tool_input", ""), 120),
+        ]
     else:
         parts = [a.get("model", ""), a.get("tool_name", "")]
     if not any(parts) and body and body != event:
