@@ -102,6 +102,8 @@ class Store:
                 value = [] if param.default == "[]" else param.default
             if key in ("since", "until"):
                 when = value if isinstance(value, datetime) else None
+                if when is not None and when.tzinfo is None:  # as ClickHouse returns times: UTC
+                    when = when.replace(tzinfo=UTC)
                 when = when or reports.parse_time(str(value or "now"), now)
                 value = reports.clickhouse_time(when)
             if value is None:
