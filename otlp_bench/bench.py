@@ -471,6 +471,7 @@ class ReceiverUnderTest:
             "OTEL_RECEIVER_EMBEDDED_HTTP_PORT": "0",
             "OTEL_RECEIVER_EMBEDDED_TCP_PORT": "0",
             "OTEL_RECEIVER_METRICS_LISTEN": "127.0.0.1:0",
+            "OTEL_RECEIVER_UI_LISTEN": "127.0.0.1:0",  # on, as in a user's serve; never 4319
             **self.env,
         }
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))

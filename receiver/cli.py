@@ -47,6 +47,7 @@ _SERVE_FLAGS = (
     "embedded_http_port",
     "embedded_tcp_port",
     "log_level",
+    "ui_listen",
 )
 _STATUS_FLAGS = ("metrics_listen", "clickhouse_url", "data_dir", "log_level")
 _CLICKHOUSE_FLAGS = ("data_dir", "embedded_http_port", "embedded_tcp_port", "log_level")
@@ -58,6 +59,25 @@ _QUERY_FLAGS = (
     "log_level",
 )
 _SCHEMA_FLAGS = ("clickhouse_url", "data_dir", "log_level")
+_UI_FLAGS = (
+    "ui_listen",
+    "clickhouse_url",
+    "clickhouse_database",
+    "embedded_http_port",
+    "data_dir",
+    "log_level",
+)
+
+
+def _insecure_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--insecure-allow-unauthenticated",
+        dest="insecure_allow_unauthenticated",
+        action="store_const",
+        const=True,
+        default=None,
+        help="accept clients without a token or certificate on a non-loopback address",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,14 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="receive OTLP and store it in ClickHouse (starts an embedded one if no URL is set)",
     )
     _settings_flags(serve, *_SERVE_FLAGS)
-    serve.add_argument(
-        "--insecure-allow-unauthenticated",
-        dest="insecure_allow_unauthenticated",
-        action="store_const",
-        const=True,
-        default=None,
-        help="accept clients without a token or certificate on a non-loopback address",
-    )
+    _insecure_flag(serve)
     status = commands.add_parser(
         "status",
         help="summarize a running receiver (its /metrics) and whether ClickHouse answers",
@@ -108,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     from receiver.delivery.spool_command import add_command as add_spool_command
 
     add_spool_command(commands, _settings_flags)  # spool list|retry|drop
+    ui = commands.add_parser(
+        "ui",
+        help="serve only the web UI (sessions, trees, traces, live tail, reports) over a "
+        "ClickHouse: the embedded one's HTTP port, or --clickhouse-url",
+    )
+    _settings_flags(ui, *_UI_FLAGS)
+    _insecure_flag(ui)
     from receiver.query.reports import add_commands as add_report_commands
 
     add_report_commands(commands, _settings_flags)  # report NAME, reports, sessions
@@ -238,6 +258,29 @@ def _run_alerts(settings: Settings, args: argparse.Namespace) -> int:
     return run_command(settings, args, lambda: query_target(settings).connect())
 
 
+def _run_ui(settings: Settings) -> int:
+    from receiver.ingest import tls
+    from receiver.ingest.auth import Authenticator, load_tokens
+    from receiver.query.target import query_target
+    from receiver.web.app import serve_alone
+    from receiver.web.login import check_ui_exposure
+    from receiver.web.queries import connect_readonly
+
+    if not settings.ui_listen:
+        raise ConfigError("ui_listen: empty, so there is nothing to serve")
+    tokens = load_tokens(settings)
+    for warning in check_ui_exposure(settings, tokens):
+        structlog.get_logger("receiver").warning("security_warning", message=warning)
+    target = query_target(settings)
+    serve_alone(
+        settings,
+        lambda: connect_readonly(target.url, target.credentials),
+        Authenticator(tokens),
+        tls.server_context(settings),
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if k in Settings.__dataclass_fields__}
@@ -254,6 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tree": lambda settings: _run_tree(settings, args),
         "status": _run_status,
         "spool": lambda settings: _run_spool(settings, args),
+        "ui": _run_ui,
         "report": lambda settings: _run_reports(settings, args),
         "reports": lambda settings: _run_reports(settings, args),
         "sessions": lambda settings: _run_reports(settings, args),

@@ -190,6 +190,9 @@ class Settings:
         "codex_prices",
         "Codex USD per 1M tokens by model, over the shipped defaults (env: JSON or a file)",
     )
+    ui_listen: str = _setting(
+        "127.0.0.1:4319", "ui.listen", "web UI address (serve and ui); empty disables it"
+    )
 
     @property
     def clickhouse_data_dir(self) -> Path:
@@ -420,6 +423,8 @@ def _validate_security(s: Settings) -> None:
         raise ConfigError("tls_client_ca_file: client certificates need TLS (tls_cert_file)")
     if s.metrics_listen:
         parse_host_port(s.metrics_listen, "metrics_listen")
+    if s.ui_listen:
+        parse_host_port(s.ui_listen, "ui_listen")
     if s.clickhouse_cluster and not s.clickhouse_cluster.replace("_", "").isalnum():
         raise ConfigError(
             f"clickhouse_cluster: letters, digits and _ only, got {s.clickhouse_cluster!r}"

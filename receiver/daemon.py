@@ -41,6 +41,9 @@ from receiver.store.schema import apply_schema
 from receiver.store.sink import ClickHouseSink, connect
 from receiver.store.tables import TABLE_COLUMNS
 from receiver.store.unreachable import ClickHouseUnreachable, cause
+from receiver.web.app import UiServer
+from receiver.web.login import check_ui_exposure
+from receiver.web.queries import connect_readonly
 
 log = structlog.get_logger("receiver.daemon")
 
@@ -79,6 +82,7 @@ class Receiver:
     metrics: MetricsServer | None = None
     health: Health | None = None
     alerts: AlertEvaluator | None = None
+    ui: UiServer | None = None
 
     @property
     def clickhouse_url(self) -> str:
@@ -129,7 +133,7 @@ class Receiver:
         s = self.settings
         # Security settings first: a refused configuration must not start ClickHouse.
         tokens = load_tokens(s)
-        for warning in check_exposure(s, tokens):
+        for warning in check_exposure(s, tokens) + check_ui_exposure(s, tokens):
             log.warning("security_warning", message=warning)
         self.authenticator = Authenticator(tokens)
         grpc_credentials = tls.grpc_credentials(s)
@@ -214,6 +218,14 @@ class Receiver:
         if s.alerts:  # on its own thread with its own client: never on this event loop
             self.alerts = AlertEvaluator(self.connect, s.clickhouse_database, s.alerts)
             self.alerts.start()
+        if s.ui_listen:  # its own thread and loop: a slow page never delays an acknowledgement
+            self.ui = UiServer(
+                s,
+                lambda: connect_readonly(self.clickhouse_url, self.clickhouse_credentials),
+                self.authenticator,
+                ssl_context,
+            )
+            await asyncio.to_thread(self.ui.start)
         log.info(
             "receiver_started",
             grpc_port=self.grpc.port,
@@ -223,6 +235,7 @@ class Receiver:
             clickhouse_url=safe_url(self.clickhouse_url),
             embedded_clickhouse=self.embedded is not None,
             metrics_port=self.metrics.port if self.metrics else None,
+            ui_port=self.ui.port if self.ui else None,
             tls=ssl_context is not None,
             client_certificates=bool(s.tls_client_ca_file),
             auth_tokens=len(tokens),
@@ -239,6 +252,8 @@ class Receiver:
         deadline = asyncio.get_running_loop().time() + self.settings.shutdown_timeout
         if self.alerts:
             await asyncio.to_thread(self.alerts.stop, 2.0)
+        if self.ui:
+            await asyncio.to_thread(self.ui.stop)
         try:
             async with asyncio.timeout_at(deadline - 1.0):
                 http_stopping = asyncio.create_task(self.http.stop()) if self.http else None

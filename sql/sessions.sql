@@ -220,13 +220,6 @@ WITH
         LEFT JOIN (SELECT session, closed - 1 AS closed, ts AS end FROM hook_marks
                    WHERE closes) AS e ON e.session = w.session AND e.closed = w.closed
         GROUP BY w.session
-    ),
-    children AS (
-        SELECT parent_session, count() AS codex_children,
-               sum(codex_est_cost_usd) AS children_codex_est
-        FROM runs
-        WHERE agent = 'codex' AND parent_session != ''
-        GROUP BY parent_session
     )
 SELECT r.agent AS agent, r.id AS id, r.parent_session AS parent_session,
        r.start AS start, r.end AS end, r.duration_s AS duration_s, r.user AS user,
@@ -235,14 +228,20 @@ SELECT r.agent AS agent, r.id AS id, r.parent_session AS parent_session,
        r.output_tokens AS output_tokens, r.cache_read_tokens AS cache_read_tokens,
        r.cache_creation_tokens AS cache_creation_tokens, r.reasoning_tokens AS reasoning_tokens,
        r.cost_usd AS cost_usd, r.codex_est_cost_usd AS codex_est_cost_usd,
+       -- windows over the family, not a join: a second reference to runs would compute it twice
        round(r.cost_usd + r.codex_est_cost_usd
-             + if(r.agent = 'claude', c.children_codex_est, 0), 6) AS total_cost_incl_est_usd,
+             + if(r.agent = 'claude',
+                  sumIf(r.codex_est_cost_usd, r.agent = 'codex') OVER (
+                      PARTITION BY if(r.parent_session != '', r.parent_session, r.id)),
+                  0), 6) AS total_cost_incl_est_usd,
        r.active_time_s AS active_time_s, r.tool_calls AS tool_calls,
        r.tool_failures AS tool_failures,
-       if(r.agent = 'claude', c.codex_children, 0) AS codex_children, r.launch_id AS launch_id,
-       w.waits AS waits, w.wait_s AS wait_s
+       if(r.agent = 'claude',
+          countIf(r.agent = 'codex') OVER (
+              PARTITION BY if(r.parent_session != '', r.parent_session, r.id)),
+          0) AS codex_children,
+       r.launch_id AS launch_id, w.waits AS waits, w.wait_s AS wait_s
 FROM runs AS r
-LEFT JOIN children AS c ON c.parent_session = r.id
 LEFT JOIN waits AS w ON w.session = r.id
 WHERE {session:String} = '' OR r.id = {session:String} OR r.parent_session = {session:String}
 ORDER BY min(r.start) OVER (PARTITION BY if(r.parent_session != '', r.parent_session, r.id)) DESC,

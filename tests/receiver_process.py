@@ -37,6 +37,8 @@ class ReceiverProcess:
             args = (*args, "--http-listen", "127.0.0.1:0")
         if "--metrics-listen" not in args and "OTEL_RECEIVER_METRICS_LISTEN" not in (env or {}):
             args = (*args, "--metrics-listen", "127.0.0.1:0")  # never the default port
+        if "--ui-listen" not in args and "OTEL_RECEIVER_UI_LISTEN" not in (env or {}):
+            args = (*args, "--ui-listen", "")  # the web UI only where a test asks for it
         self.args = args
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
