@@ -1,0 +1,154 @@
+"""Bounded memory: concurrent 64 MiB requests over gRPC and HTTP against a real receiver keep its
+peak RSS under the bound README "Memory" documents, every request gets a valid OTLP answer (OK
+or retry later), and what was acknowledged is stored."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import grpc
+from clickhouse_connect.driver.client import Client
+from google.protobuf.internal.encoder import _VarintBytes
+from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+from .receiver_process import ReceiverProcess, wait_for
+
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+SPANS = 16_000  # of ~4 KiB each: a 62 MiB request, under the 64 MiB default limit
+PER_TRANSPORT = int(os.environ.get("MEMORY_TEST_REQUESTS", "4"))
+# README "Memory": peak RSS <= ~120 MB + 3.5 x max(limits.max_inflight_bytes, largest
+# request) + 3 x the largest gRPC message = 120 + 3.5 x 128 MiB + 3 x 64 MiB = 790 MB with the
+# defaults. Before admission, 4 concurrent 59 MiB requests over gRPC alone reached 756 MB.
+BOUND_MB = float(os.environ.get("MEMORY_TEST_BOUND_MB", "790"))
+
+
+def _spans_bytes() -> bytes:
+    """Serialized ``scope_spans`` of one ResourceSpans, shared by every request."""
+    now = time.time_ns()
+    filler = AnyValue(string_value="x" * 4000)
+    spans = [
+        Span(
+            trace_id=os.urandom(16),
+            span_id=os.urandom(8),
+            name="large",
+            start_time_unix_nano=now,
+            end_time_unix_nano=now + 1000,
+            attributes=[KeyValue(key="filler", value=filler)],
+        )
+        for _ in range(SPANS)
+    ]
+    scope = ScopeSpans(scope=InstrumentationScope(name="memory"), spans=spans)
+    return ResourceSpans(scope_spans=[scope]).SerializeToString()
+
+
+def _request(service: str, spans: bytes) -> bytes:
+    """An ExportTraceServiceRequest of ``spans`` for ``service``, built by concatenating
+    serialized fields (protobuf merges them) so that eight 60 MiB requests cost little to make."""
+    resource = Resource(
+        attributes=[KeyValue(key="service.name", value=AnyValue(string_value=service))]
+    )
+    resource_spans = ResourceSpans(resource=resource).SerializeToString() + spans
+    return b"\x0a" + _VarintBytes(len(resource_spans)) + resource_spans
+
+
+def _status(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak RSS) of a process, in MB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return {k: int(fields[k].split()[0]) // 1024 for k in ("VmRSS", "VmHWM")}
+
+
+def _send_grpc(target: str, body: bytes) -> str:
+    channel = grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)])
+    try:
+        channel.unary_unary(EXPORT, response_deserializer=ExportTraceServiceResponse.FromString)(
+            body, timeout=90
+        )
+        return "ok"
+    except grpc.RpcError as exc:
+        details = dict(exc.trailing_metadata() or ()).get("grpc-status-details-bin")
+        retry = False
+        if details:
+            for detail in status_pb2.Status.FromString(details).details:
+                retry = retry or detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR)
+        return f"{exc.code().name}{' +RetryInfo' if retry else ''}"
+    finally:
+        channel.close()
+
+
+def _send_http(url: str, body: bytes) -> str:
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/x-protobuf"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=90) as response:
+            ExportTraceServiceResponse.FromString(response.read())
+            return "ok"
+    except urllib.error.HTTPError as exc:
+        retry_after = exc.headers.get("Retry-After")
+        return f"{exc.code}{' +Retry-After' if retry_after else ''}"
+
+
+def test_concurrent_64mib_requests_stay_under_the_rss_bound(
+    tmp_path: Path, clickhouse_url: str, database: str, client: Client
+) -> None:
+    receiver = ReceiverProcess.serving(tmp_path, clickhouse_url, database).start()
+    try:
+        assert receiver.process is not None
+        pid = receiver.process.pid
+        spans = _spans_bytes()
+        bodies = {
+            f"mem-{transport}-{i}": _request(f"mem-{transport}-{i}", spans)
+            for transport in ("grpc", "http")
+            for i in range(PER_TRANSPORT)
+        }
+        assert all(60 << 20 < len(b) < 64 << 20 for b in bodies.values())
+        idle = _status(pid)
+        answers: dict[str, str] = {}
+
+        def send(service: str) -> None:
+            if service.startswith("mem-grpc"):
+                answers[service] = _send_grpc(receiver.grpc_target, bodies[service])
+            else:
+                answers[service] = _send_http(f"{receiver.http_url}/v1/traces", bodies[service])
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=send, args=(s,)) for s in bodies]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        peak = _status(pid)["VmHWM"]
+        print(
+            f"\nidle RSS {idle['VmRSS']} MB, peak RSS {peak} MB "
+            f"({len(bodies)} requests of {len(spans) >> 20} MiB at once, "
+            f"{time.monotonic() - started:.1f} s): {sorted(answers.items())}"
+        )
+
+        assert len(answers) == len(bodies), "a client got no answer"
+        retryable = {"UNAVAILABLE +RetryInfo", "503 +Retry-After"}
+        assert set(answers.values()) <= {"ok"} | retryable, answers
+        acknowledged = [s for s, a in answers.items() if a == "ok"]
+        assert acknowledged, "the gate admitted nothing"
+        assert peak < BOUND_MB, f"peak RSS {peak} MB over the documented bound {BOUND_MB} MB"
+
+        def stored() -> dict[str, int]:
+            rows = client.query(
+                f"SELECT ServiceName, count() FROM {database}.otel_traces GROUP BY ServiceName"
+            ).result_rows
+            return dict(rows)
+
+        expected = {s: SPANS for s in acknowledged}
+        wait_for(lambda: stored() == expected, 60, f"acknowledged requests stored: {expected}")
+    finally:
+        receiver.stop()
