@@ -9,6 +9,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import grpc
@@ -21,6 +22,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from receiver.config import Settings
+from receiver.query.status import scrape
 
 from .receiver_process import ReceiverProcess, wait_for
 
@@ -88,10 +90,13 @@ def _send_grpc(target: str, body: bytes) -> str:
         channel.close()
 
 
-def _send_http(url: str, body: bytes) -> str:
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": "application/x-protobuf"}
-    )
+def _send_http(url: str, body: bytes, gzip: bool) -> str:
+    headers = {"Content-Type": "application/x-protobuf"}
+    if gzip:  # charged the largest body until inflated, then its size
+        headers["Content-Encoding"] = "gzip"
+        compressor = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        body = compressor.compress(body) + compressor.flush()
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=90) as response:
             ExportTraceServiceResponse.FromString(response.read())
@@ -122,7 +127,9 @@ def test_concurrent_64mib_requests_stay_under_the_rss_bound(
             if service.startswith("mem-grpc"):
                 answers[service] = _send_grpc(receiver.grpc_target, bodies[service])
             else:
-                answers[service] = _send_http(f"{receiver.http_url}/v1/traces", bodies[service])
+                gzip = int(service.rsplit("-", 1)[1]) % 2 == 1
+                url = f"{receiver.http_url}/v1/traces"
+                answers[service] = _send_http(url, bodies[service], gzip)
 
         started = time.monotonic()
         threads = [threading.Thread(target=send, args=(s,)) for s in bodies]
@@ -153,5 +160,15 @@ def test_concurrent_64mib_requests_stay_under_the_rss_bound(
 
         expected = {s: SPANS for s in acknowledged}
         wait_for(lambda: stored() == expected, 60, f"acknowledged requests stored: {expected}")
+
+        metrics = scrape(f"http://127.0.0.1:{receiver.metrics_port}/metrics")
+        refusals = sum(
+            value
+            for labels, value in metrics["otel_receiver_requests_rejected_total"]
+            if labels["reason"] in ("inflight_bytes", "inflight_requests")
+        )
+        assert refusals == len(answers) - len(acknowledged)
+        assert metrics["otel_receiver_inflight_bytes"] == [({}, 0.0)]
+        assert metrics["otel_receiver_inflight_requests"] == [({}, 0.0)]
     finally:
         receiver.stop()
