@@ -5,6 +5,7 @@ or retry later), and what was acknowledged is stored."""
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 import urllib.error
@@ -13,6 +14,7 @@ import zlib
 from pathlib import Path
 
 import grpc
+import pytest
 from clickhouse_connect.driver.client import Client
 from google.protobuf.internal.encoder import _VarintBytes
 from google.rpc import error_details_pb2, status_pb2
@@ -170,5 +172,69 @@ def test_concurrent_64mib_requests_stay_under_the_rss_bound(
         assert refusals == len(answers) - len(acknowledged)
         assert metrics["otel_receiver_inflight_bytes"] == [({}, 0.0)]
         assert metrics["otel_receiver_inflight_requests"] == [({}, 0.0)]
+    finally:
+        receiver.stop()
+
+
+def test_one_gate_for_grpc_http_and_hooks_held_by_a_slow_upload(
+    tmp_path: Path, clickhouse_url: str, database: str, client: Client
+) -> None:
+    """An HTTP body still being uploaded holds its admission: with room for one request, a
+    gRPC export and a hook call meanwhile are told to retry, then get in once it is gone."""
+    receiver = ReceiverProcess.serving(
+        tmp_path, clickhouse_url, database, OTEL_RECEIVER_LIMITS_MAX_INFLIGHT_REQUESTS="1"
+    ).start()
+    metrics_url = f"http://127.0.0.1:{receiver.metrics_port}/metrics"
+
+    def inflight() -> float:
+        return scrape(metrics_url)["otel_receiver_inflight_requests"][0][1]
+
+    now = time.time_ns()
+    span = Span(
+        trace_id=os.urandom(16),
+        span_id=os.urandom(8),
+        name="small",
+        start_time_unix_nano=now,
+        end_time_unix_nano=now + 1000,
+    )
+    spans = ResourceSpans(scope_spans=[ScopeSpans(spans=[span])]).SerializeToString()
+    small = _request("mem-small", spans)
+    hook = b'{"hook_event_name": "Stop", "session_id": "mem-session"}'
+    try:
+        slow = socket.create_connection(("127.0.0.1", receiver.http_port))
+        slow.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            b"Content-Length: 1000\r\n\r\n" + small[:10]
+        )
+        wait_for(lambda: inflight() == 1, 10, "the slow upload admitted")
+        assert _send_grpc(receiver.grpc_target, small) == "UNAVAILABLE +RetryInfo"
+        request = urllib.request.Request(
+            f"{receiver.http_url}/v1/hooks",
+            data=hook,
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == 503 and refused.value.headers["Retry-After"]
+        assert "limits.max_inflight_requests" in refused.value.read().decode()
+        slow.close()
+        wait_for(lambda: inflight() == 0, 10, "the abandoned upload released")
+        assert _send_grpc(receiver.grpc_target, small) == "ok"
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 200
+        rejected = scrape(metrics_url)["otel_receiver_requests_rejected_total"]
+        by_signal = {k["signal"]: v for k, v in rejected if k["reason"] == "inflight_requests"}
+        assert by_signal == {"traces": 1.0, "logs": 1.0}
+        wait_for(
+            lambda: (
+                client.command(
+                    f"SELECT count() FROM {database}.otel_traces WHERE ServiceName = 'mem-small'"
+                )
+                == 1
+            ),
+            30,
+            "the admitted export stored",
+        )
     finally:
         receiver.stop()
