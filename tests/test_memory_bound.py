@@ -4,6 +4,7 @@ or retry later), and what was acknowledged is stored."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
@@ -24,6 +25,8 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from receiver.config import Settings
+from receiver.ingest import http_frontend
+from receiver.ingest.admission import Admission
 from receiver.query.status import scrape
 
 from .receiver_process import ReceiverProcess, wait_for
@@ -238,3 +241,35 @@ def test_one_gate_for_grpc_http_and_hooks_held_by_a_slow_upload(
         )
     finally:
         receiver.stop()
+
+
+def test_a_stalled_http_upload_gets_408_and_gives_its_admission_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(http_frontend, "READ_TIMEOUT", 0.3)
+
+    async def main() -> None:
+        gate = Admission(max_bytes=1 << 20, max_requests=4)
+        front = http_frontend.HttpFrontEnd(
+            None,  # type: ignore[arg-type]  # no request gets past the body here
+            "127.0.0.1:0",
+            1 << 20,
+            shutdown_timeout=0.5,
+            admission=gate,
+        )
+        await front.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", front.port)
+            writer.write(
+                b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                b"Content-Length: 1000\r\n\r\n0123456789"
+            )
+            await writer.drain()
+            status = await asyncio.wait_for(reader.readline(), 10)
+            assert status.startswith(b"HTTP/1.1 408"), status
+            assert (gate.bytes, gate.requests) == (0, 0)
+            writer.close()
+        finally:
+            await front.stop()
+
+    asyncio.run(main())

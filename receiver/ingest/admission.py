@@ -16,7 +16,10 @@ starve a large one) for at most ``WAIT`` seconds, then is refused with
 ``Overloaded`` (an ``Unavailable``: gRPC ``UNAVAILABLE`` with RetryInfo, HTTP 503 with
 Retry-After), which OTLP clients retry. A single request larger than the whole byte budget is
 admitted when nothing else is in flight, so the largest accepted body always gets through.
-0 turns a limit off. Counted: ``otel_receiver_inflight_bytes`` / ``_inflight_requests`` and
+An admitted request holds its charge while its body arrives, so an HTTP body must arrive
+within ``READ_TIMEOUT`` (else 408); a gRPC message is bounded by the client's deadline (OTLP
+exporters: 10 s). 0 turns a limit off. Counted: ``otel_receiver_inflight_bytes`` /
+``_inflight_requests`` and
 ``otel_receiver_requests_rejected_total{reason="inflight_bytes"|"inflight_requests"}``.
 """
 
@@ -36,6 +39,7 @@ from receiver.ops.selfmetrics import REQUESTS_REJECTED
 
 WAIT = 2.0  # seconds a request may wait for admission before it is refused
 RETRY_AFTER = 2.0  # seconds a refused client is asked to wait before it retries
+READ_TIMEOUT = 30.0  # seconds an admitted HTTP body may take to arrive (then 408)
 
 INFLIGHT_BYTES = Gauge(
     "otel_receiver_inflight_bytes",

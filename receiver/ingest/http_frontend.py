@@ -57,7 +57,7 @@ from google.rpc import code_pb2, status_pb2
 
 from receiver.config import ConfigError, how_to_set, parse_host_port
 from receiver.delivery.deliver import Unavailable
-from receiver.ingest.admission import Admission, Overloaded, Ticket
+from receiver.ingest.admission import READ_TIMEOUT, Admission, Overloaded, Ticket
 from receiver.ingest.auth import UNAUTHENTICATED_MESSAGE, Authenticator, Unauthenticated
 from receiver.ingest.hooks import HOOKS_PATH, BadHookPayload, hook_request
 from receiver.ingest.limits import LimitExceeded
@@ -74,6 +74,7 @@ _REJECTION_REASONS = {
     400: "undecodable",  # bad JSON, bad ids, bad compressed data
     413: "too_large",
     415: "unsupported_media_type",  # Content-Type or Content-Encoding
+    408: "read_timeout",  # body not received within admission.READ_TIMEOUT
 }
 _ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
@@ -418,8 +419,18 @@ class HttpFrontEnd:
             raise _unavailable(exc) from None
 
     async def _read(self, request: web.Request, ticket: Ticket) -> bytes:
-        """The decompressed body, charged at its real size (Overloaded if it no longer fits)."""
-        body = await read_body(request, self._limit)
+        """The decompressed body, charged at its real size (Overloaded if it no longer fits).
+        A body that takes longer than ``READ_TIMEOUT`` gets 408: a stalled upload must not
+        hold its admission for ever."""
+        try:
+            async with asyncio.timeout(READ_TIMEOUT):
+                body = await read_body(request, self._limit)
+        except TimeoutError:
+            raise HttpError(
+                408,
+                code_pb2.DEADLINE_EXCEEDED,
+                f"request body not received within {READ_TIMEOUT:g} s",
+            ) from None
         await ticket.resize(len(body))
         return body
 
