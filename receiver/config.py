@@ -179,6 +179,16 @@ class Settings:
         "limits.max_future_skew",
         "seconds an item's timestamp may lie in the future; later items are rejected",
     )
+    limits_max_inflight_bytes: int = _setting(
+        128 * 1024 * 1024,
+        "limits.max_inflight_bytes",
+        "request bytes (after decompression) worked on at once; more wait, then get a retry",
+    )
+    limits_max_inflight_requests: int = _setting(
+        1024,
+        "limits.max_inflight_requests",
+        "requests worked on at once (until answered); more wait, then get a retry",
+    )
     metrics_listen: str = _setting(
         "127.0.0.1:9464", "metrics.listen", "Prometheus /metrics address; empty disables it"
     )
@@ -437,6 +447,8 @@ def _validate_security(s: Settings) -> None:
         "limits_max_nesting_depth",
         "limits_max_span_events",
         "limits_max_span_links",
+        "limits_max_inflight_bytes",
+        "limits_max_inflight_requests",
     ):
         if getattr(s, name) < 0:
             raise ConfigError(f"{name}: must be 0 (no limit) or more")

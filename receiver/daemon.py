@@ -22,6 +22,7 @@ from receiver.delivery.deliver import Delivery
 from receiver.delivery.partitions import max_partitions_per_insert
 from receiver.delivery.spool import Spool
 from receiver.ingest import tls
+from receiver.ingest.admission import INFLIGHT_BYTES, INFLIGHT_REQUESTS, Admission
 from receiver.ingest.auth import Authenticator, check_exposure, load_tokens
 from receiver.ingest.grpc_frontend import GrpcFrontEnd
 from receiver.ingest.http_frontend import HttpFrontEnd
@@ -183,12 +184,14 @@ class Receiver:
         )
         self.resolver = RunResolver(await asyncio.to_thread(self.connect), s.clickhouse_database)
         self.resolver.start()
+        admission = Admission.from_settings(s)  # one gate for both front ends
         self.grpc = GrpcFrontEnd(
             pipeline,
             s.grpc_listen,
             s.grpc_max_receive_bytes,
             authenticator=self.authenticator,
             credentials=grpc_credentials,
+            admission=admission,
         )
         loop = asyncio.get_running_loop()
         grpc_frontend = self.grpc
@@ -204,11 +207,14 @@ class Receiver:
                 authenticator=self.authenticator,
                 ssl_context=ssl_context,
                 health=self.health,
+                admission=admission,
             )
         watch(SPOOL_BYTES, lambda: spool.bytes)
         watch(SPOOL_FILES, lambda: spool.files)
         batcher = self.batcher
         watch(QUEUE_BYTES, lambda: batcher.queued_bytes)
+        watch(INFLIGHT_BYTES, lambda: admission.bytes)
+        watch(INFLIGHT_REQUESTS, lambda: admission.requests)
         if s.metrics_listen:
             self.metrics = MetricsServer(s.metrics_listen)
             await self.metrics.start()

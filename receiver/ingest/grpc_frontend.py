@@ -10,6 +10,11 @@ Security (README "Security"): ``Export`` calls are checked for a bearer token in
 ``authorization`` metadata when tokens are configured (``receiver.ingest.auth``; the health service
 stays open), TLS / mTLS come from ``receiver.ingest.tls``, and requests over the input limits get
 ``RESOURCE_EXHAUSTED`` (``receiver.ingest.limits``).
+
+Memory (``receiver.ingest.admission``): ``Export`` is served as a stream-unary method (a unary
+call on the wire, the same for clients) so that the request message is read only once the
+admission gate lets the call in; until then grpc holds no more of it than the HTTP/2 flow
+control window. grpc's own ``maximum_concurrent_rpcs`` backs the gate up against a flood.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from grpc_health.v1.health import aio as health_aio
 
 from receiver.config import ConfigError, how_to_set
 from receiver.delivery.deliver import Unavailable
+from receiver.ingest.admission import Admission
 from receiver.ingest.auth import UNAUTHENTICATED_MESSAGE, Authenticator, Unauthenticated
 from receiver.ingest.limits import LimitExceeded
 from receiver.ingest.otlp import SERVICES, export_response, invalid_request_message
@@ -52,11 +58,15 @@ def _authorization(context: grpc.aio.ServicerContext) -> str | None:
 
 
 def _export_handler(
-    pipeline: Pipeline, signal: str, authenticator: Authenticator | None
+    pipeline: Pipeline,
+    signal: str,
+    authenticator: Authenticator | None,
+    admission: Admission,
+    max_receive_bytes: int,
 ) -> grpc.RpcMethodHandler:
     response_type = SERVICES[signal].response_type
 
-    async def export(body: bytes, context: grpc.aio.ServicerContext) -> Any:
+    async def export(_: Any, context: grpc.aio.ServicerContext) -> Any:
         tenant = ""
         if authenticator is not None and authenticator.enabled:
             try:
@@ -64,7 +74,13 @@ def _export_handler(
             except Unauthenticated:
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
         try:
-            decoded = await pipeline.export(signal, body, tenant)
+            # The size is known once the message is read: charged the largest until then.
+            async with admission.admit(signal, max_receive_bytes) as ticket:
+                body = await context.read()
+                if body is grpc.aio.EOF:
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no request message")
+                await ticket.resize(len(body))
+                decoded = await pipeline.export(signal, body, tenant)
         except LimitExceeded as exc:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except DecodeError as exc:
@@ -79,7 +95,7 @@ def _export_handler(
             )
         return export_response(signal, decoded)
 
-    return grpc.unary_unary_rpc_method_handler(
+    return grpc.stream_unary_rpc_method_handler(
         export, request_deserializer=None, response_serializer=response_type.SerializeToString
     )
 
@@ -94,17 +110,27 @@ class GrpcFrontEnd:
         max_receive_bytes: int,
         authenticator: Authenticator | None = None,
         credentials: grpc.ServerCredentials | None = None,
+        admission: Admission | None = None,
     ) -> None:
+        admission = admission or Admission()
         self._server = grpc.aio.server(
+            # admitted + waiting calls, and room for health checks
+            maximum_concurrent_rpcs=2 * admission.max_requests + 16
+            if admission.max_requests
+            else None,
             options=[
                 ("grpc.max_receive_message_length", max_receive_bytes),
                 # A second receiver on the same port must fail, not silently share it.
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         handlers: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
         for signal, spec in SERVICES.items():
-            handlers[spec.service] = {"Export": _export_handler(pipeline, signal, authenticator)}
+            handlers[spec.service] = {
+                "Export": _export_handler(
+                    pipeline, signal, authenticator, admission, max_receive_bytes
+                )
+            }
         self._server.add_generic_rpc_handlers(
             [grpc.method_handlers_generic_handler(s, h) for s, h in handlers.items()]
         )

@@ -19,6 +19,10 @@ becomes one OTLP log record and goes through the same pipeline, authentication a
 made durable at once (the agent waits for the answer) and is answered ``{}`` (a hook answer
 must never steer the agent); a body that is not a hook payload gets 400 naming the problem.
 
+Every OTLP and hook request passes the admission gate (``receiver.ingest.admission``) before
+its body is read: charged its Content-Length when that is its size (uncompressed), else the
+largest accepted body until it is read; 503 with ``Retry-After`` when too much is in flight.
+
 Why aiohttp: it is asyncio-native, so the server runs on the daemon's event loop next to
 grpc.aio and the batcher and a request simply awaits ``Pipeline.export`` as the gRPC handler
 does (no second loop, no ASGI layer); it is mature and actively maintained
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import json
 import math
@@ -42,6 +47,7 @@ import re
 import socket
 import ssl
 import zlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -51,6 +57,7 @@ from google.rpc import code_pb2, status_pb2
 
 from receiver.config import ConfigError, how_to_set, parse_host_port
 from receiver.delivery.deliver import Unavailable
+from receiver.ingest.admission import READ_TIMEOUT, Admission, Overloaded, Ticket
 from receiver.ingest.auth import UNAUTHENTICATED_MESSAGE, Authenticator, Unauthenticated
 from receiver.ingest.hooks import HOOKS_PATH, BadHookPayload, hook_request
 from receiver.ingest.limits import LimitExceeded
@@ -67,6 +74,7 @@ _REJECTION_REASONS = {
     400: "undecodable",  # bad JSON, bad ids, bad compressed data
     413: "too_large",
     415: "unsupported_media_type",  # Content-Type or Content-Encoding
+    408: "read_timeout",  # body not received within admission.READ_TIMEOUT
 }
 _ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
@@ -260,6 +268,16 @@ async def read_body(request: web.BaseRequest, limit: int) -> bytes:
 # --- responses -------------------------------------------------------------------------------
 
 
+def _unavailable(exc: Unavailable) -> HttpError:
+    """503 with ``Retry-After``: the client should send the request again later."""
+    return HttpError(
+        503,
+        code_pb2.UNAVAILABLE,
+        str(exc),
+        {hdrs.RETRY_AFTER: str(max(1, math.ceil(exc.retry_after)))},
+    )
+
+
 def _media_type(request: web.BaseRequest) -> str:
     return request.headers.get(hdrs.CONTENT_TYPE, "").split(";", 1)[0].strip().lower()
 
@@ -292,8 +310,10 @@ class HttpFrontEnd:
         authenticator: Authenticator | None = None,
         ssl_context: ssl.SSLContext | None = None,
         health: Health | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self._pipeline = pipeline
+        self._admission = admission or Admission()
         self._receiver_health = health
         self._authenticator = authenticator
         self._ssl_context = ssl_context
@@ -373,15 +393,46 @@ class HttpFrontEnd:
         return handle
 
     async def _export(self, signal: str, request: web.Request, media_type: str) -> web.Response:
-        try:
-            body = await self._protobuf_body(signal, request, media_type)
-        except HttpError as error:
-            # Counted here; what the pipeline refuses (undecodable protobuf, limits, no
-            # room) it counts itself.
-            REQUESTS_REJECTED.labels(signal, _REJECTION_REASONS.get(error.status, "invalid")).inc()
-            raise
-        decoded = await self._store(signal, body, request["tenant"])
+        async with self._admitted(signal, request) as ticket:
+            try:
+                body = await self._protobuf_body(signal, request, media_type, ticket)
+            except HttpError as error:
+                # Counted here; what the pipeline and the gate refuse (undecodable protobuf,
+                # limits, no room) they count themselves.
+                reason = _REJECTION_REASONS.get(error.status, "invalid")
+                REQUESTS_REJECTED.labels(signal, reason).inc()
+                raise
+            decoded = await self._store(signal, body, request["tenant"])
         return _encode(export_response(signal, decoded), media_type)
+
+    @contextlib.asynccontextmanager
+    async def _admitted(self, signal: str, request: web.Request) -> AsyncIterator[Ticket]:
+        """Through the admission gate before the body is read; 503 when it is full."""
+        size = request.content_length
+        encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
+        if size is None or encoding not in ("", "identity"):
+            size = self._limit  # its size after decompression is known once read
+        try:
+            async with self._admission.admit(signal, min(size, self._limit)) as ticket:
+                yield ticket
+        except Overloaded as exc:
+            raise _unavailable(exc) from None
+
+    async def _read(self, request: web.Request, ticket: Ticket) -> bytes:
+        """The decompressed body, charged at its real size (Overloaded if it no longer fits).
+        A body that takes longer than ``READ_TIMEOUT`` gets 408: a stalled upload must not
+        hold its admission for ever."""
+        try:
+            async with asyncio.timeout(READ_TIMEOUT):
+                body = await read_body(request, self._limit)
+        except TimeoutError:
+            raise HttpError(
+                408,
+                code_pb2.DEADLINE_EXCEEDED,
+                f"request body not received within {READ_TIMEOUT:g} s",
+            ) from None
+        await ticket.resize(len(body))
+        return body
 
     async def _store(self, signal: str, body: bytes, tenant: str, urgent: bool = False) -> Any:
         """Hand an Export request to the pipeline; its failures as HTTP errors."""
@@ -392,12 +443,7 @@ class HttpFrontEnd:
         except DecodeError as exc:
             raise _bad_request(invalid_request_message(signal, exc)) from None
         except Unavailable as exc:
-            raise HttpError(
-                503,
-                code_pb2.UNAVAILABLE,
-                str(exc),
-                {hdrs.RETRY_AFTER: str(max(1, math.ceil(exc.retry_after)))},
-            ) from None
+            raise _unavailable(exc) from None
 
     async def _hook(self, request: web.Request) -> web.Response:
         """One hook call: stored as an ``otel_logs`` row, durable before the ``{}`` answer."""
@@ -409,23 +455,26 @@ class HttpFrontEnd:
                     f"{request.method} is not allowed on {HOOKS_PATH}; use POST",
                     {hdrs.ALLOW: hdrs.METH_POST},
                 )
-            try:
-                body = await read_body(request, self._limit)
-            except HttpError as error:
-                if error.status == 413:
-                    REQUESTS_REJECTED.labels("logs", "too_large").inc()
-                raise
-            try:
-                logs = await asyncio.to_thread(hook_request, body, request.query.get("agent"))
-            except BadHookPayload as exc:
-                REQUESTS_REJECTED.labels("logs", "undecodable").inc()
-                raise _bad_request(str(exc)) from None
-            await self._store("logs", logs, request["tenant"], urgent=True)
+            async with self._admitted("logs", request) as ticket:
+                try:
+                    body = await self._read(request, ticket)
+                except HttpError as error:
+                    if error.status == 413:
+                        REQUESTS_REJECTED.labels("logs", "too_large").inc()
+                    raise
+                try:
+                    logs = await asyncio.to_thread(hook_request, body, request.query.get("agent"))
+                except BadHookPayload as exc:
+                    REQUESTS_REJECTED.labels("logs", "undecodable").inc()
+                    raise _bad_request(str(exc)) from None
+                await self._store("logs", logs, request["tenant"], urgent=True)
         except HttpError as error:
             return _error_response(error, JSON)
         return web.json_response({})
 
-    async def _protobuf_body(self, signal: str, request: web.Request, media_type: str) -> bytes:
+    async def _protobuf_body(
+        self, signal: str, request: web.Request, media_type: str, ticket: Ticket
+    ) -> bytes:
         """The request body as protobuf bytes: content type checked, decompressed under the
         size limit, OTLP/JSON converted; raises HttpError."""
         kind = _CONTENT_TYPES.get(media_type)
@@ -435,7 +484,7 @@ class HttpFrontEnd:
                 code_pb2.INVALID_ARGUMENT,
                 f"unsupported Content-Type {media_type or '(none)'!r}; use {PROTOBUF} or {JSON}",
             )
-        body = await read_body(request, self._limit)
+        body = await self._read(request, ticket)
         if kind == "json":
             body = await asyncio.to_thread(json_to_protobuf, signal, body)
         return body

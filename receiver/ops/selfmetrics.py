@@ -18,6 +18,7 @@ open file descriptors, GC) are served too. The endpoint listens on ``metrics.lis
 | ``otel_receiver_clickhouse_errors_total`` | kind, code | failed inserts, by error class |
 | ``otel_receiver_spool_bytes`` / ``_spool_files`` | | batches waiting on disk |
 | ``otel_receiver_queue_bytes`` | | request bytes waiting for storage (bounded) |
+| ``otel_receiver_inflight_bytes`` / ``_requests`` | | admitted, not yet answered (bounded) |
 | ``otel_receiver_auth_failures_total`` | transport, reason | refused credentials |
 | ``otel_receiver_alert_evaluations_total`` | alert, outcome | alert rule evaluations |
 | ``otel_receiver_alerts_firing`` | alert | label sets firing |
@@ -27,7 +28,8 @@ open file descriptors, GC) are served too. The endpoint listens on ``metrics.lis
 | ``otel_receiver_dead_letter_bytes`` / ``_rows_total`` | / table | dead letters on disk |
 | ``otel_receiver_healthy`` / ``_health_problem`` | / problem, severity | receiver health |
 
-The delivery metrics are declared in ``receiver.delivery.state`` and ``receiver.ops.health``.
+The delivery metrics are declared in ``receiver.delivery.state`` and ``receiver.ops.health``,
+the admission gauges in ``receiver.ingest.admission``.
 """
 
 from __future__ import annotations
