@@ -10,6 +10,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from receiver.config import Settings
+from receiver.processors import stitch
 from receiver.processors.stitch import RunResolver
 from receiver.store.schema import apply_schema
 from receiver.store.tables import AGENT_RUN_SIGHTINGS, TABLE_COLUMNS
@@ -45,7 +46,12 @@ def rows_written(client: Client, database: str) -> tuple[int, int]:
     return client.query(f"SELECT count(), max(Version) FROM {database}.agent_runs").result_rows[0]
 
 
-def test_idle_runs_are_not_rewritten_and_a_changed_run_is(client: Client, runs_db: str) -> None:
+@pytest.mark.parametrize("listed", [True, False], ids=["runs-listed", "runs-by-subquery"])
+def test_idle_runs_are_not_rewritten_and_a_changed_run_is(
+    client: Client, runs_db: str, listed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not listed:  # more candidates than the resolver hands over as a list
+        monkeypatch.setattr(stitch, "MAX_LISTED_CANDIDATES", 10)
     now = time.time_ns()
     runs = [sighting(f"orphan-{i}", "codex_run", now) for i in range(300)]
     runs += [sighting(f"stamped-{i}", "codex_run", now, parent="s-1", parent_span="1" * 16)
