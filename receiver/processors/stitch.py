@@ -222,9 +222,10 @@ FROM ({candidates})
 """
 # Above this many runs the resolving statement finds the candidates itself (a subquery that
 # ClickHouse analyses and runs at every reference: ~30 % dearer per tick); below, it gets them
-# as an array parameter (a few dozen bytes each in the request's URL).
+# as a list bound into its text (client-side, escaped by clickhouse-connect: in the request
+# body, not the URL, which proxies limit; ~40 bytes a run against max_query_size's 256 KiB).
 MAX_LISTED_CANDIDATES = 2_000
-_LISTED = "SELECT arrayJoin({runs:Array(String)}) AS RunId"
+_LISTED = "SELECT arrayJoin(%(runs)s) AS RunId"
 # A run without its own task / ticket takes its launch's: the codex shim stamps cc.launch.id
 # but cannot see task.id (Claude Code strips OTEL_* from its children).
 _RESOLVE = """
