@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -60,9 +61,8 @@ def measure(
     pool = build_pool(load_captures(DEFAULT_FIXTURES, signals), copies, seed=16)
     items = sum(request.items for request in pool)
     limits = Limits.from_settings(settings)
-    server = EmbeddedClickHouse(
-        Path(tempfile.mkdtemp(prefix="otlp-stages-")), http_port=0, tcp_port=0
-    )
+    workdir = Path(tempfile.mkdtemp(prefix="otlp-stages-"))
+    server = EmbeddedClickHouse(workdir, http_port=0, tcp_port=0)
     server.start()
     seconds: dict[str, list[float]] = {stage: [] for stage in STAGES}
     try:
@@ -96,6 +96,7 @@ def measure(
         client.close()
     finally:
         server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     return items, {stage: min(values) / items * 1e6 for stage, values in seconds.items()}
 
 
