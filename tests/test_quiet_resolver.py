@@ -10,6 +10,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from receiver.config import Settings
+from receiver.processors import stitch
 from receiver.processors.stitch import RunResolver
 from receiver.store.schema import apply_schema
 from receiver.store.tables import AGENT_RUN_SIGHTINGS, TABLE_COLUMNS
@@ -21,6 +22,10 @@ def runs_db(client: Client, database: str) -> Iterator[str]:
     # Count every row written: no merge may fold a rewrite away while the test looks.
     client.command(f"SYSTEM STOP MERGES {database}.agent_runs")
     yield database
+
+
+# A run id is telemetry: quotes, backslashes and binding syntax must survive the candidate list.
+ODD_RUN_ID = "orphan-'7' %(runs)s \\ {since_ms:Int64}"
 
 
 def sighting(run_id: str, kind: str, when: int, **stamps: str) -> tuple:
@@ -45,9 +50,15 @@ def rows_written(client: Client, database: str) -> tuple[int, int]:
     return client.query(f"SELECT count(), max(Version) FROM {database}.agent_runs").result_rows[0]
 
 
-def test_idle_runs_are_not_rewritten_and_a_changed_run_is(client: Client, runs_db: str) -> None:
+@pytest.mark.parametrize("listed", [True, False], ids=["runs-listed", "runs-by-subquery"])
+def test_idle_runs_are_not_rewritten_and_a_changed_run_is(
+    client: Client, runs_db: str, listed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not listed:  # more candidates than the resolver hands over as a list
+        monkeypatch.setattr(stitch, "MAX_LISTED_CANDIDATES", 10)
     now = time.time_ns()
-    runs = [sighting(f"orphan-{i}", "codex_run", now) for i in range(300)]
+    runs = [sighting(f"orphan-{i}", "codex_run", now) for i in range(299)]
+    runs.append(sighting(ODD_RUN_ID, "codex_run", now))
     runs += [sighting(f"stamped-{i}", "codex_run", now, parent="s-1", parent_span="1" * 16)
              for i in range(300)]  # fmt: skip
     runs += [sighting(f"launched-{i}", "claude_session", now, launch="l-1") for i in range(400)]
@@ -68,13 +79,14 @@ def test_idle_runs_are_not_rewritten_and_a_changed_run_is(client: Client, runs_d
     assert rows_written(client, runs_db) == first
     client.insert(
         AGENT_RUN_SIGHTINGS,
-        [sighting("orphan-7", "codex_run", now + 60 * 10**9)],
+        [sighting(ODD_RUN_ID, "codex_run", now + 60 * 10**9)],
         column_names=list(TABLE_COLUMNS[AGENT_RUN_SIGHTINGS]),
         database=runs_db,
     )
     resolver.resolve_once()
     assert rows_written(client, runs_db)[0] == 1001  # exactly the changed run, once more
     rewritten = client.query(
-        f"SELECT count() FROM {runs_db}.agent_runs WHERE RunId = 'orphan-7'"
+        f"SELECT count() FROM {runs_db}.agent_runs WHERE RunId = {{id:String}}",
+        parameters={"id": ODD_RUN_ID},
     ).result_rows[0][0]
     assert rewritten == 2

@@ -199,14 +199,7 @@ def stitch(decoded: Decoded) -> None:
 # Runs to recompute: those sighted recently (by any receiver), those not yet linked by span,
 # whose parent may have arrived anywhere since, and those of a launch sighted recently (its
 # span comes at exit, after its runs). {since_ms:Int64} bounds the first and the last.
-# A run without its own task / ticket takes its launch's: the codex shim stamps cc.launch.id
-# but cannot see task.id (Claude Code strips OTEL_* from its children).
-_RESOLVE = """
-INSERT INTO {db}.agent_runs (RunId, Kind, ServiceName, ParentRunId, ParentSpanId, Resolution,
-    OrphanReason, TraceId, TraceIds, LaunchId, TaskId, TicketId, ThreadId, FirstSeen, LastSeen,
-    Version)
-WITH
-    candidates AS (
+_CANDIDATES = """
         SELECT DISTINCT RunId FROM {db}.agent_run_sightings
         WHERE ReceivedAt >= fromUnixTimestamp64Milli({{since_ms:Int64}})
         UNION DISTINCT
@@ -219,7 +212,28 @@ WITH
             SELECT RunId FROM {db}.agent_run_sightings
             WHERE ReceivedAt >= fromUnixTimestamp64Milli({{since_ms:Int64}})
               AND Kind = 'cc_launch')
-    ),
+"""
+# One tick's first query: the clock (for the next tick's bound) and the runs to recompute, or
+# their number only when there are too many to send back as a parameter.
+_TICK = """
+SELECT toUnixTimestamp64Milli(now64(3)), count(),
+    if(count() <= {{max_listed:UInt32}}, groupArray(RunId), [])
+FROM ({candidates})
+"""
+# Above this many runs the resolving statement finds the candidates itself (a subquery that
+# ClickHouse analyses and runs at every reference: ~30 % dearer per tick); below, it gets them
+# as a list bound into its text (client-side, escaped by clickhouse-connect: in the request
+# body, not the URL, which proxies limit; ~40 bytes a run against max_query_size's 256 KiB).
+MAX_LISTED_CANDIDATES = 2_000
+_LISTED = "SELECT arrayJoin(%(runs)s) AS RunId"
+# A run without its own task / ticket takes its launch's: the codex shim stamps cc.launch.id
+# but cannot see task.id (Claude Code strips OTEL_* from its children).
+_RESOLVE = """
+INSERT INTO {db}.agent_runs (RunId, Kind, ServiceName, ParentRunId, ParentSpanId, Resolution,
+    OrphanReason, TraceId, TraceIds, LaunchId, TaskId, TicketId, ThreadId, FirstSeen, LastSeen,
+    Version)
+WITH
+    candidates AS ({candidates}),
     seen AS (
         SELECT
             RunId,
@@ -332,8 +346,12 @@ class RunResolver:
         self, client: Client, database: str, interval: float = 1.0, unresolved_days: int = 2
     ) -> None:
         self._client = client
-        self._sql = _RESOLVE.format(
-            db=f"`{database}`", unresolved_days=unresolved_days, spawned_kinds=SPAWNED_KINDS
+        db = f"`{database}`"
+        candidates = _CANDIDATES.format(db=db, unresolved_days=unresolved_days)
+        self._tick_sql = _TICK.format(candidates=candidates)
+        self._sql, self._listed_sql = (
+            _RESOLVE.format(db=db, candidates=found, spawned_kinds=SPAWNED_KINDS)
+            for found in (candidates, _LISTED)
         )
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
@@ -349,11 +367,22 @@ class RunResolver:
                 await self._task
 
     def resolve_once(self) -> None:
-        """One pass; sightings received since the previous pass (with margin) are included."""
-        now_ms = int(self._client.command("SELECT toUnixTimestamp64Milli(now64(3))"))
+        """One pass; sightings received since the previous pass (with margin) are included.
+
+        The runs to recompute are found first, by a small query: none (an idle receiver) skips
+        the resolving statement, a few are handed to it as a list, so that ClickHouse does not
+        analyse and run the candidates subquery at each of its references.
+        """
         since = max(self._since_ms - 10_000, 0)  # margin for inserts still in flight
-        self._client.command(self._sql, parameters={"since_ms": since})
-        self._since_ms = now_ms
+        now_ms, count, runs = self._client.query(
+            self._tick_sql,
+            parameters={"since_ms": since, "max_listed": MAX_LISTED_CANDIDATES},
+        ).result_rows[0]
+        if count > MAX_LISTED_CANDIDATES:
+            self._client.command(self._sql, parameters={"since_ms": since})
+        elif count:
+            self._client.command(self._listed_sql, parameters={"runs": runs})
+        self._since_ms = int(now_ms)
 
     async def _run_forever(self) -> None:
         while True:
