@@ -1125,10 +1125,6 @@ def _delta(before: float | None, after: float | None) -> float | None:
     return None if before is None or after is None else after - before
 
 
-def _round(value: float | None, digits: int = 2) -> float | None:
-    return None if value is None else round(value, digits)
-
-
 def _mb(kb: int | None) -> float | None:
     return None if kb is None else round(kb / 1024, 1)
 

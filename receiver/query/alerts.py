@@ -288,10 +288,6 @@ class Evaluation:
     sent: list[dict[str, Any]] = field(default_factory=list)
     skipped: bool = False
 
-    @property
-    def notifications(self) -> list[dict[str, Any]]:
-        return [notification(self.rule, s) for _, s in self.steps if s.notify]
-
 
 class AlertStore:
     """The rows of ``alert_state``: label-set states, rule summaries and claims."""
