@@ -71,6 +71,9 @@ def database(clickhouse_url: str) -> str:
 def client(clickhouse_url: str, database: str) -> Iterator[Client]:
     ch = connect(clickhouse_url)
     yield ch
+    # A fresh connection for the drop: the embedded server closes connections idle for 1 s, and
+    # a pooled one reused as it closes fails a DROP, which (not read-only) is never retried.
+    ch.close_connections()
     ch.command(f"DROP DATABASE IF EXISTS {database}")
     ch.close()
 
