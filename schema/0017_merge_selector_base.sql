@@ -6,8 +6,9 @@
 -- insert + merge CPU of otel_traces about -20 % per span. Columns, engines, keys and TTLs
 -- are unchanged, so the tables stay the exporter's.
 -- Placeholders (string.Template): database; cluster = '' or 'ON CLUSTER <name>'.
--- tuning: merge_selector_base (skipped where the server lacks this MergeTree setting; a
--- failure, e.g. a user without ALTER SETTINGS, is logged and does not stop the receiver)
+-- tuning: merge_selector_base (a failure, e.g. a user without ALTER SETTINGS, is logged and
+-- does not stop the receiver)
+-- needs_setting: merge_selector_base
 ALTER TABLE "${database}"."otel_traces" ${cluster} MODIFY SETTING merge_selector_base = 10;
 ALTER TABLE "${database}"."otel_traces_trace_id_ts" ${cluster} MODIFY SETTING merge_selector_base = 10;
 ALTER TABLE "${database}"."otel_logs" ${cluster} MODIFY SETTING merge_selector_base = 10;

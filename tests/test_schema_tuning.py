@@ -16,7 +16,7 @@ TUNED = re.compile(r'ALTER TABLE "\$\{database\}"\."(\w+)"')
 
 
 def _tuning_file() -> SchemaFile:
-    return next(s for s in schema_files() if s.tuning == "merge_selector_base")
+    return next(s for s in schema_files() if s.needs_setting == "merge_selector_base")
 
 
 def _tuned_tables() -> list[str]:
@@ -74,3 +74,32 @@ def test_a_table_that_refuses_the_setting_is_logged_not_fatal(
     assert tables["otel_metrics_summary"] == "Memory"
     assert "merge_selector_base = 10" in tables["otel_traces"]  # before it in the file
     assert {"otel_metrics_sum", "agent_runs", "codex_usage"} <= set(tables)
+
+
+def test_the_resolver_reads_a_runs_spans_through_the_by_run_projection(
+    client: Client, database: str
+) -> None:
+    apply_schema(client, database, Settings())
+    client.insert(
+        "agent_spans",
+        [(f"s{i}", "t", "p", f"run-{i % 50}", "claude_code", "x", 0, 1) for i in range(100)],
+        column_names=[
+            "SpanId",
+            "TraceId",
+            "ParentSpanId",
+            "RunId",
+            "Kind",
+            "SpanName",
+            "Timestamp",
+            "Duration",
+        ],
+        database=database,
+    )
+    plan = "\n".join(
+        row[0]
+        for row in client.query(
+            f"EXPLAIN projections = 1 SELECT SpanId, ParentSpanId FROM `{database}`.agent_spans "
+            "WHERE RunId IN ('run-1', 'run-2') AND ParentSpanId != ''"
+        ).result_rows
+    )
+    assert "by_run" in plan, plan

@@ -7,10 +7,11 @@ every start (a table dropped by hand comes back); versions applied for the first
 recorded in ``schema_versions``. Like the collector's exporter, servers older than 26.2 get
 the logs table with bloom-filter indexes instead of text indexes (``schema/pre_26_2/``).
 
-A file with a ``-- tuning: <MergeTree setting>`` header holds idempotent ``ALTER TABLE ...
-MODIFY SETTING`` statements, one per line ending in ``;``: performance settings for new and
-existing tables alike. It is skipped where the server does not know the setting, and a
-failure (e.g. a user without ``ALTER SETTINGS``) is logged instead of stopping the receiver.
+A file with a ``-- tuning: <what>`` header holds idempotent ``ALTER TABLE`` statements (a
+setting, a projection), each ending with a line ending in ``;``: performance tuning for new and
+existing tables alike. A failure (e.g. a user without the ALTER privilege) is logged instead
+of stopping the receiver, and a ``-- needs_setting: <MergeTree setting>`` header skips the
+file where the server does not know that setting.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from receiver.config import Settings
 log = structlog.get_logger("receiver.store.schema")
 
 _TTL_COLUMN = re.compile(r"^-- ttl_column: (.+)$", re.MULTILINE)
-_TUNING = re.compile(r"^-- tuning: (\w+)", re.MULTILINE)
+_TUNING = re.compile(r"^-- tuning: (.+)$", re.MULTILINE)
+_NEEDS_SETTING = re.compile(r"^-- needs_setting: (\w+)", re.MULTILINE)
 _FULL_TEXT_SINCE = (26, 2)
 
 
@@ -45,8 +47,14 @@ class SchemaFile:
 
     @property
     def tuning(self) -> str:
-        """The MergeTree setting a tuning file sets ("" for a file that creates objects)."""
+        """What a tuning file tunes ("" for a file that creates objects)."""
         match = _TUNING.search(self.text)
+        return match.group(1).strip() if match else ""
+
+    @property
+    def needs_setting(self) -> str:
+        """The MergeTree setting a tuning file needs the server to know ("" for none)."""
+        match = _NEEDS_SETTING.search(self.text)
         return match.group(1) if match else ""
 
 
@@ -223,7 +231,9 @@ def apply_schema(client: Client, database: str, settings: Settings) -> list[str]
     for schema in schema_files(server_version(client)):
         statements = render_statements(schema, database, settings.clickhouse_ttl_days, cluster)
         if schema.tuning:
-            if schema.tuning not in known_settings or not _apply_tuning(client, schema, statements):
+            if schema.needs_setting not in known_settings | {""} or not _apply_tuning(
+                client, schema, statements
+            ):
                 continue
         elif not ((view := _VIEW_FILE.search(schema.text)) and view.group(1) in existing_views):
             for statement in statements:
