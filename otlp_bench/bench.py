@@ -57,6 +57,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from otlp_bench import clickhouse_breakdown
+
 SIGNALS = ("traces", "logs", "metrics")
 ITEM_NAMES = {"traces": "spans", "logs": "logs", "metrics": "points"}
 TABLES = {
@@ -423,10 +425,16 @@ class ClickHouseProbe:
             self.last_error = f"{type(exc).__name__}: {exc}"[:500]
             raise
 
-    def _query(self, sql: str, timeout: float) -> list[list[str]]:
+    def command(self, sql: str, timeout: float = 10.0) -> None:
+        """Run a statement that returns no rows (e.g. ``SYSTEM FLUSH LOGS``)."""
+        self._query(sql, timeout, output_format="")
+
+    def _query(
+        self, sql: str, timeout: float, output_format: str = "TabSeparated"
+    ) -> list[list[str]]:
         request = urllib.request.Request(
             self._base + "?" + urllib.parse.urlencode({"database": self.database}),
-            data=(sql + " FORMAT TabSeparated").encode(),
+            data=(sql + (f" FORMAT {output_format}" if output_format else "")).encode(),
             headers=self._headers,
             method="POST",
         )
@@ -859,6 +867,7 @@ class Snapshot:
     failed: int = 0
     clients_cpu: float | None = None
     machine_busy: float | None = None
+    wall: float = 0.0  # Unix time, for the ClickHouse breakdown's log queries
 
 
 @dataclass
@@ -901,6 +910,7 @@ def _snapshot(run: Run, progress: Any, clients: int) -> Snapshot:
         failed,
         sum(t for t in client_times if t is not None),
         system_busy_seconds(),
+        time.time(),
     )
 
 
@@ -966,6 +976,8 @@ def _run(run: Run, signals: tuple[str, ...]) -> dict[str, Any]:
     else:
         env = dict(item.split("=", 1) for item in args.receiver_env)
         run.receiver = ReceiverUnderTest(run.workdir, env, args.receiver_arg)
+        if args.clickhouse_breakdown:
+            clickhouse_breakdown.prepare(run.workdir / "data")
         _log(args, "starting otel-receiver serve with the embedded ClickHouse")
         run.receiver.start()
         started = run.receiver.started
@@ -1067,7 +1079,7 @@ def _measure(
     sampler.join(2)
 
     window = last.time - first.time
-    return _report(
+    result = _report(
         run,
         signals,
         pool,
@@ -1083,6 +1095,11 @@ def _measure(
         failed_total,
         rejected_total,
     )
+    if args.clickhouse_breakdown and run.clickhouse is not None:
+        result["clickhouse_breakdown"] = clickhouse_breakdown.collect(
+            run.clickhouse, first.wall, last.wall
+        )
+    return result
 
 
 def _collect_reports(
@@ -1491,6 +1508,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--client-startup", type=float, default=2.0, help=argparse.SUPPRESS)
     out.add_argument("--keep-data", action="store_true", help="keep the temporary directory")
+    out.add_argument(
+        "--clickhouse-breakdown",
+        action="store_true",
+        help="turn on the embedded ClickHouse's query and part logs and print its CPU by "
+        "query kind and merges (a receiver it starts itself; costs ClickHouse a little CPU)",
+    )
     return parser
 
 
@@ -1514,6 +1537,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"otlp-bench: {exc}", file=sys.stderr)
         return 1
     print(render_table(result))
+    if "clickhouse_breakdown" in result:
+        cpu = result["clickhouse_cpu_cores"]
+        print(
+            clickhouse_breakdown.render(
+                result["clickhouse_breakdown"],
+                None if cpu is None else cpu * result["window_seconds"],
+                result["accepted"]["total"],
+            )
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -79,3 +79,44 @@ def test_short_run_reports_every_metric_with_sane_values(tmp_path: Path) -> None
         "receiver peak RSS",
     ]
     assert result["machine"]["cores"] >= 1 and result["machine"]["memory_mb"] > 0
+
+
+def test_the_clickhouse_breakdown_names_the_inserts_and_merges(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "otlp_bench.bench",
+            "--duration",
+            "3",
+            "--warmup",
+            "1",
+            "--clients",
+            "1",
+            "--inflight",
+            "8",
+            "--pool-sessions",
+            "2",
+            "--signals",
+            "traces",
+            "--fixtures",
+            str(FIXTURES),
+            "--clickhouse-breakdown",
+            "--json",
+            str(out),
+            "--quiet",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "ClickHouse CPU in the window" in run.stdout
+    breakdown = json.loads(out.read_text())["clickhouse_breakdown"]
+    inserts = {q["kind"]: q for q in breakdown["queries"]}
+    traces = inserts["INSERT INTO otel.otel_traces"]
+    assert traces["count"] >= 1 and traces["cpu_seconds"] > 0
+    assert any(v["view"] == "otel.otel_traces_trace_id_ts_mv" for v in breakdown["views"])
+    assert any(p["table"] == "otel_traces" and p["rows"] > 0 for p in breakdown["new_parts"])

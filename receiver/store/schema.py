@@ -6,6 +6,12 @@ expression its TTL counts from. Every statement is ``IF NOT EXISTS``, so all of 
 every start (a table dropped by hand comes back); versions applied for the first time are
 recorded in ``schema_versions``. Like the collector's exporter, servers older than 26.2 get
 the logs table with bloom-filter indexes instead of text indexes (``schema/pre_26_2/``).
+
+A file with a ``-- tuning: <what>`` header holds idempotent ``ALTER TABLE`` statements (a
+setting, a projection), each ending with a line ending in ``;``: performance tuning for new and
+existing tables alike. A failure (e.g. a user without the ALTER privilege) is logged instead
+of stopping the receiver, and a ``-- needs_setting: <MergeTree setting>`` header skips the
+file where the server does not know that setting.
 """
 
 from __future__ import annotations
@@ -16,11 +22,16 @@ from dataclasses import dataclass
 from importlib import resources
 from string import Template
 
+import structlog
 from clickhouse_connect.driver.client import Client
 
 from receiver.config import Settings
 
+log = structlog.get_logger("receiver.store.schema")
+
 _TTL_COLUMN = re.compile(r"^-- ttl_column: (.+)$", re.MULTILINE)
+_TUNING = re.compile(r"^-- tuning: (.+)$", re.MULTILINE)
+_NEEDS_SETTING = re.compile(r"^-- needs_setting: (\w+)", re.MULTILINE)
 _FULL_TEXT_SINCE = (26, 2)
 
 
@@ -33,6 +44,18 @@ class SchemaFile:
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+    @property
+    def tuning(self) -> str:
+        """What a tuning file tunes ("" for a file that creates objects)."""
+        match = _TUNING.search(self.text)
+        return match.group(1).strip() if match else ""
+
+    @property
+    def needs_setting(self) -> str:
+        """The MergeTree setting a tuning file needs the server to know ("" for none)."""
+        match = _NEEDS_SETTING.search(self.text)
+        return match.group(1) if match else ""
 
 
 def schema_files(server_version: tuple[int, int] = (99, 0)) -> list[SchemaFile]:
@@ -81,9 +104,22 @@ def render_statements(
         engine="MergeTree()",
         ttl_expr=ttl_expr,
     )
+    statements = _split(text) if schema.tuning else [text]
     if not cluster:
-        return [text]
-    return _clustered(text, database, cluster)
+        return statements
+    return [clustered for text in statements for clustered in _clustered(text, database, cluster)]
+
+
+def _split(text: str) -> list[str]:
+    """A tuning file's statements: each ends with a line ending in ``;`` (comments go with
+    the statement that follows them)."""
+    statements, lines = [], []
+    for line in text.splitlines():
+        lines.append(line)
+        if line.rstrip().endswith(";") and not line.lstrip().startswith("--"):
+            statements.append("\n".join(lines).rstrip()[:-1])
+            lines = []
+    return statements
 
 
 _QUOTED = r"[\"`]"
@@ -95,9 +131,12 @@ _CREATE_VIEW = re.compile(
 )
 _ENGINE = re.compile(r"ENGINE\s*=\s*(?!Replicated)(\w*MergeTree)\b(\(\s*\))?")
 _ORDER_BY = re.compile(r"^ORDER BY\s+(.+?)\s*$", re.MULTILINE)
+_ALTER_TABLE = re.compile(rf"(ALTER TABLE\s+{_QUOTED}\w+{_QUOTED}\.)({_QUOTED})(\w+)({_QUOTED})")
 
 
 def _clustered(text: str, database: str, cluster: str) -> list[str]:
+    if _ALTER_TABLE.search(text):  # settings of the MergeTree tables under the Distributed
+        return [_ALTER_TABLE.sub(r"\g<1>\g<2>\g<3>_local\g<4>", text, count=1)]
     create = _CREATE_TABLE.search(text)
     engine = _ENGINE.search(text)
     if create and engine:
@@ -153,6 +192,24 @@ def _existing_views(client: Client, database: str) -> set[str]:
     return {row[0] for row in rows}
 
 
+def merge_tree_settings(client: Client) -> set[str]:
+    """The MergeTree settings this server knows."""
+    return {
+        row[0] for row in client.query("SELECT name FROM system.merge_tree_settings").result_rows
+    }
+
+
+def _apply_tuning(client: Client, schema: SchemaFile, statements: list[str]) -> bool:
+    """Run a tuning file's statements; False (logged) when the server refused one."""
+    try:
+        for statement in statements:
+            client.command(statement)
+    except Exception as exc:  # a missing privilege must not stop the receiver
+        log.warning("schema_tuning_not_applied", file=schema.name, error=str(exc)[:300])
+        return False
+    return True
+
+
 def apply_schema(client: Client, database: str, settings: Settings) -> list[str]:
     """Create the database and every table; returns the names applied for the first time."""
     cluster = settings.clickhouse_cluster
@@ -170,11 +227,16 @@ def apply_schema(client: Client, database: str, settings: Settings) -> list[str]
     }
     newly_applied = []
     existing_views = set() if cluster else _existing_views(client, database)
+    known_settings = merge_tree_settings(client)
     for schema in schema_files(server_version(client)):
-        view = _VIEW_FILE.search(schema.text)
-        if not (view and view.group(1) in existing_views):
-            ttl_days = settings.clickhouse_ttl_days
-            for statement in render_statements(schema, database, ttl_days, cluster):
+        statements = render_statements(schema, database, settings.clickhouse_ttl_days, cluster)
+        if schema.tuning:
+            if schema.needs_setting not in known_settings | {""} or not _apply_tuning(
+                client, schema, statements
+            ):
+                continue
+        elif not ((view := _VIEW_FILE.search(schema.text)) and view.group(1) in existing_views):
+            for statement in statements:
                 client.command(statement)
         if schema.version not in recorded:
             client.insert(

@@ -1,0 +1,105 @@
+"""Tuning files of ``schema/`` (``-- tuning:``): MergeTree settings applied to new and existing
+tables, skipped or only logged where the server cannot take them, invisible to drift."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from receiver.config import Settings
+from receiver.store.drift import check_schema
+from receiver.store.schema import SchemaFile, apply_schema, render_statements, schema_files
+
+TUNED = re.compile(r'ALTER TABLE "\$\{database\}"\."(\w+)"')
+
+
+def _tuning_file() -> SchemaFile:
+    return next(s for s in schema_files() if s.needs_setting == "merge_selector_base")
+
+
+def _tuned_tables() -> list[str]:
+    return TUNED.findall(_tuning_file().text)
+
+
+def _engine_full(client: Client, database: str) -> dict[str, str]:
+    rows = client.query(
+        "SELECT name, engine_full FROM system.tables WHERE database = {db:String}",
+        parameters={"db": database},
+    ).result_rows
+    return dict(rows)
+
+
+@pytest.mark.unit
+def test_a_tuning_file_renders_one_alter_per_table_and_local_tables_on_a_cluster() -> None:
+    tables = _tuned_tables()
+    assert {"otel_traces", "otel_logs", "agent_spans"} <= set(tables)
+    single = render_statements(_tuning_file(), "otel", 30)
+    assert len(single) == len(tables)
+    for statement, table in zip(single, tables, strict=True):
+        assert statement.rstrip().endswith("MODIFY SETTING merge_selector_base = 10")
+        assert f'"otel"."{table}"  MODIFY' in statement
+    clustered = render_statements(_tuning_file(), "otel", 30, "c1")
+    for statement, table in zip(clustered, tables, strict=True):
+        assert f'"otel"."{table}_local" ON CLUSTER c1 MODIFY SETTING' in statement
+
+
+def test_new_and_existing_tables_get_the_setting_and_drift_ignores_it(
+    client: Client, database: str
+) -> None:
+    apply_schema(client, database, Settings())
+    tables = _engine_full(client, database)
+    for table in _tuned_tables():
+        assert "merge_selector_base = 10" in tables[table], table
+    # An existing table without it (made by an older receiver, or by the exporter) gets it.
+    client.command(f"ALTER TABLE `{database}`.otel_traces RESET SETTING merge_selector_base")
+    assert "merge_selector_base" not in _engine_full(client, database)["otel_traces"]
+    apply_schema(client, database, Settings())
+    assert "merge_selector_base = 10" in _engine_full(client, database)["otel_traces"]
+    assert check_schema(client, database, Settings()) == []
+
+
+def test_a_table_that_refuses_the_setting_is_logged_not_fatal(
+    client: Client, database: str
+) -> None:
+    # A table made by hand with an engine without MergeTree settings: its ALTER fails (as it
+    # would for a user without ALTER SETTINGS); the schema is still applied.
+    client.command(f"CREATE DATABASE `{database}`")
+    client.command(
+        f"CREATE TABLE `{database}`.otel_metrics_summary (TimeUnix DateTime) ENGINE = Memory"
+    )
+    apply_schema(client, database, Settings())
+    tables = _engine_full(client, database)
+    assert tables["otel_metrics_summary"] == "Memory"
+    assert "merge_selector_base = 10" in tables["otel_traces"]  # before it in the file
+    assert {"otel_metrics_sum", "agent_runs", "codex_usage"} <= set(tables)
+
+
+def test_the_resolver_reads_a_runs_spans_through_the_by_run_projection(
+    client: Client, database: str
+) -> None:
+    apply_schema(client, database, Settings())
+    client.insert(
+        "agent_spans",
+        [(f"s{i}", "t", "p", f"run-{i % 50}", "claude_code", "x", 0, 1) for i in range(100)],
+        column_names=[
+            "SpanId",
+            "TraceId",
+            "ParentSpanId",
+            "RunId",
+            "Kind",
+            "SpanName",
+            "Timestamp",
+            "Duration",
+        ],
+        database=database,
+    )
+    plan = "\n".join(
+        row[0]
+        for row in client.query(
+            f"EXPLAIN projections = 1 SELECT SpanId, ParentSpanId FROM `{database}`.agent_spans "
+            "WHERE RunId IN ('run-1', 'run-2') AND ParentSpanId != ''"
+        ).result_rows
+    )
+    assert "by_run" in plan, plan
