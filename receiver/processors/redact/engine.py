@@ -52,9 +52,13 @@ import hmac
 import os
 import re
 import secrets
+import sys
 from collections import Counter as Tally
 from collections.abc import Callable, Mapping
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import structlog
@@ -315,6 +319,9 @@ CLEAN_MEMORY_CHARS = 2_000_000
 _CLEAN_MEMORY_MAX_STRING = 16_384
 
 
+_NOTHING_KNOWN: Mapping[str, tuple[str, Tally[str]]] = MappingProxyType({})
+
+
 def _globs(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
     if not patterns:
         return None
@@ -354,7 +361,11 @@ class Redactor:
         self._limit = truncate_bytes
         self._fits = truncate_bytes // 4  # a string this long always fits in the limit
         self._scan_chars = truncate_bytes + SCAN_SLACK_CHARS if truncate_bytes else 0
+        # a number, hex id or lower-case word up to this long is clean as it is (0: none is,
+        # because custom detectors without a pre-filter run on every string)
+        self._cheap_max = 0 if self._always else (self._fits if truncate_bytes else sys.maxsize)
         self._key_rules: dict[str, Any] = {}
+        self._plain_keys: set[str] = set()  # the keys whose rule is _PLAIN
         self._clean: set[str] = set()  # strings ``_text`` left unchanged, across requests
         self._clean_chars = 0
         self._plans = _column_plans()
@@ -515,7 +526,10 @@ class Redactor:
             rule = word if word is not None else _PLAIN
         if len(self._key_rules) >= _KEY_CACHE_LIMIT:
             self._key_rules.clear()
+            self._plain_keys.clear()
         self._key_rules[key] = rule
+        if rule is _PLAIN:
+            self._plain_keys.add(key)
         return rule
 
     def hash_value(self, value: str) -> str:
@@ -543,9 +557,14 @@ class Redactor:
         self._clean.add(value)
         self._clean_chars += size
 
-    def _map(self, attributes: dict[str, str], tally: Tally[str]) -> dict[str, str]:
-        """The hot loop: one dict lookup for the key's rule, one set lookup for a value already
-        found clean."""
+    def _map(
+        self,
+        attributes: dict[str, str],
+        tally: Tally[str],
+        known: Mapping[str, tuple[str, Tally[str]]] = _NOTHING_KNOWN,
+    ) -> dict[str, str]:
+        """One dict, key by key: the key's rule, then the value (unless already found clean,
+        or already scanned in this request: ``known``)."""
         key_rules = self._key_rules
         clean = self._clean
         out: dict[str, str] | None = None
@@ -556,6 +575,9 @@ class Redactor:
             if rule is _PLAIN:
                 if value in clean:
                     new: str | None = value
+                elif (scanned := known.get(value)) is not None:
+                    new = scanned[0]
+                    tally.update(scanned[1])
                 else:
                     new = self._text(value, tally)
                     if new is value:
@@ -597,10 +619,13 @@ class Redactor:
 
         Rows are replaced by new tuples when something changed; attribute dicts are never
         mutated (decode shares one dict between the rows of a resource), and each distinct
-        dict is redacted once per request.
+        dict is redacted once per request. Work goes column by column: a column whose values
+        are all known clean is passed over by set operations in C, without a Python-level
+        step per row; only the values not yet known are scanned.
         """
         tally: Tally[str] = Tally()
         maps: dict[int, tuple[dict[str, str], dict[str, str]]] = {}
+        known: dict[str, tuple[str, Tally[str]]] = {}  # strings scanned that change
         clean = self._clean
 
         def redact_text(value: str) -> str:
@@ -615,7 +640,7 @@ class Redactor:
             cached = maps.get(id(attributes))
             if cached is None:
                 # keep the original alive so its id cannot be reused within this request
-                cached = (attributes, self._map(attributes, tally))
+                cached = (attributes, self._map(attributes, tally, known))
                 maps[id(attributes)] = cached
             return cached[1]
 
@@ -629,37 +654,134 @@ class Redactor:
                     if any(a is not b for a, b in zip(new_row, row, strict=True)):
                         rows[row_index] = tuple(new_row)
                 continue
-            for row_index, row in enumerate(rows):
-                changed: list[Any] | None = None
-                for column, kind in plan:
-                    value = row[column]
-                    if kind is MAP:
-                        new = redact_map(value)
-                    elif kind is TEXT:
-                        new = redact_text(value)
-                    elif kind is MAPS:
-                        new = self._each(value, redact_map) if value else value
-                    elif kind is TEXTS:
-                        new = self._each(value, redact_text) if value else value
-                    else:  # SERVICE: the column mirrors the resource attribute service.name
-                        new = self._service_name(value, tally, redact_text)
-                    if new is not value:
-                        if changed is None:
-                            changed = list(row)
-                        changed[column] = new
-                if changed is not None:
-                    rows[row_index] = tuple(changed)
+            changed: dict[int, list[Any]] = {}
+            for column, kind in plan:
+                values = list(map(itemgetter(column), rows))
+                if kind is MAP:
+                    replaced = self._map_column(values, redact_map, known)
+                elif kind is TEXT:
+                    replaced = self._text_column(values, tally)
+                elif kind is SERVICE:
+                    replaced = self._service_column(values, tally)
+                elif not any(values):  # MAPS, TEXTS: nearly always the shared empty list
+                    continue
+                else:
+                    each = redact_map if kind is MAPS else redact_text
+                    replaced = [
+                        (i, new)
+                        for i, value in enumerate(values)
+                        if value and (new := self._each(value, each)) is not value
+                    ]
+                for row_index, new in replaced:
+                    row = changed.get(row_index)
+                    if row is None:
+                        row = changed[row_index] = list(rows[row_index])
+                    row[column] = new
+            for row_index, row in changed.items():
+                rows[row_index] = tuple(row)
         if tally:
             self._publish(tally)
 
-    def _service_name(self, value: str, tally: Tally[str], text: Callable[[str], str]) -> str:
-        if not value:
-            return value
+    def _map_column(
+        self,
+        values: list[dict[str, str]],
+        redact_map: Callable[[dict[str, str]], dict[str, str]],
+        known: dict[str, tuple[str, Tally[str]]],
+    ) -> list[tuple[int, dict[str, str]]]:
+        """(row, new dict) for the attribute dicts of one column that redaction changes.
+
+        Dicts whose keys all scan their value (``_PLAIN``) change only if one of their values
+        does: the column's distinct values not known clean are found by set operations and
+        decided each once (``_unknown``); only dicts holding a value that changes, or a key
+        with a rule (drop, hash, credential word), go through ``_map``."""
+        plain = self._plain_keys
+        distinct = dict(zip(map(id, values), values, strict=True))  # the same dict: once
+        dicts: Any = distinct.values()
+        ruled: list[dict[str, str]] = []
+        if not plain.issuperset(chain.from_iterable(dicts)):
+            key_rules = self._key_rules
+            for key in set(chain.from_iterable(dicts)).difference(plain):
+                if key not in key_rules:
+                    self._key_rule(key)
+            ruled_keys = {k for k, rule in key_rules.items() if rule is not _PLAIN}
+            ruled = [d for d in dicts if not ruled_keys.isdisjoint(d)]
+            if ruled:
+                dicts = [d for d in dicts if ruled_keys.isdisjoint(d)]
+        unknown = set(chain.from_iterable(map(dict.values, dicts))).difference(self._clean)
+        if unknown and (changing := self._unknown(unknown)):
+            known.update(changing)
+            ruled += (d for d in dicts if not changing.keys().isdisjoint(d.values()))
+        if not ruled:
+            return []
+        new_maps = {}
+        for attributes in ruled:
+            new = redact_map(attributes)
+            if new is not attributes:
+                new_maps[id(attributes)] = new
+        if not new_maps:
+            return []
+        return [(i, new_maps[id(v)]) for i, v in enumerate(values) if id(v) in new_maps]
+
+    def _text_column(self, values: list[str], tally: Tally[str]) -> list[tuple[int, str]]:
+        """(row, new string) for the strings of one column that redaction changes; each
+        distinct string not known clean is scanned once, counted once per row holding it."""
+        unknown = set(values).difference(self._clean)
+        if not unknown:
+            return []
+        return self._replaced(values, self._unknown(unknown), tally)
+
+    def _unknown(self, values: set[str]) -> dict[str, tuple[str, Tally[str]]]:
+        """Scan strings not known clean: {value: (redacted, its counts)} for those that
+        change. Clean ones are remembered, except numbers, hex ids and lower-case words that
+        fit the limit (``_text``'s first test): deciding those again costs less than
+        remembering them, and they rarely recur (counts, durations, ids)."""
+        cheap_max = self._cheap_max
+        if cheap_max and max(map(len, values)) <= cheap_max:
+            joined = "".join(values)  # ASCII letters and digits without a capital, each one
+            if joined.isascii() and joined.isalnum() and (joined.islower() or joined.isdigit()):
+                return {}
+        found: dict[str, tuple[str, Tally[str]]] = {}
+        for value in values:
+            if (
+                cheap_max
+                and len(value) <= cheap_max
+                and value.isalnum()
+                and (value.islower() or value.isdigit())
+            ):
+                continue
+            counts: Tally[str] = Tally()
+            new = self._text(value, counts)
+            if new is value:
+                self._remember_clean(value)
+            else:
+                found[value] = (new, counts)
+        return found
+
+    def _service_column(self, values: list[str], tally: Tally[str]) -> list[tuple[int, str]]:
+        """ServiceName mirrors the resource attribute service.name: redacted by its rule."""
         rule = self._key_rules.get("service.name") or self._key_rule("service.name")
         if rule is _PLAIN:
-            return text(value)
+            return self._text_column(values, tally)
         # the attribute itself is counted when its map is redacted
-        return self._ruled(rule, value, Tally()) or ""
+        found = {}
+        for value in set(values):
+            if value and (new := self._ruled(rule, value, Tally()) or "") != value:
+                found[value] = (new, Tally())
+        return self._replaced(values, found, tally)
+
+    @staticmethod
+    def _replaced(
+        values: list[str], found: dict[str, tuple[str, Tally[str]]], tally: Tally[str]
+    ) -> list[tuple[int, str]]:
+        if not found:
+            return []
+        out = []
+        for i, value in enumerate(values):
+            hit = found.get(value)
+            if hit is not None:
+                out.append((i, hit[0]))
+                tally.update(hit[1])
+        return out
 
     @classmethod
     def _by_type(
