@@ -55,6 +55,7 @@ import secrets
 import sys
 from collections import Counter as Tally
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
@@ -197,14 +198,33 @@ UNREDACTED_COLUMNS = frozenset(
 )
 
 
-def _column_plans() -> dict[str, tuple[tuple[int, str], ...]]:
-    """(column index, kind) per table, for the tables in ``REDACTED_COLUMNS``."""
+@dataclass(frozen=True)
+class _Plan:
+    """A table's redacted columns by kind, as column indexes."""
+
+    texts: tuple[int, ...]  # String columns, decided together
+    service: int | None  # ServiceName, redacted by the rule of the key service.name
+    maps: tuple[int, ...]  # attribute dicts, decided together
+    lists: tuple[tuple[int, str], ...]  # Array(String) and Array(Map) columns, and their kind
+
+
+def _column_plans() -> dict[str, _Plan]:
+    """Per table in ``REDACTED_COLUMNS``: which columns hold what."""
     plans = {}
     for table, kinds in REDACTED_COLUMNS.items():
         columns = TABLE_COLUMNS[table]
         unknown = set(kinds) - set(columns)
         assert not unknown, f"{table}: no such columns {unknown}"
-        plans[table] = tuple((columns.index(name), kind) for name, kind in kinds.items())
+        of_kind = {
+            kind: tuple(columns.index(n) for n, k in kinds.items() if k == kind)
+            for kind in (TEXT, SERVICE, MAP)
+        }
+        plans[table] = _Plan(
+            texts=of_kind[TEXT],
+            service=of_kind[SERVICE][0] if of_kind[SERVICE] else None,
+            maps=of_kind[MAP],
+            lists=tuple((columns.index(n), k) for n, k in kinds.items() if k in (TEXTS, MAPS)),
+        )
     return plans
 
 
@@ -654,48 +674,54 @@ class Redactor:
                     if any(a is not b for a, b in zip(new_row, row, strict=True)):
                         rows[row_index] = tuple(new_row)
                 continue
-            changed: dict[int, list[Any]] = {}
-            for column, kind in plan:
-                values = list(map(itemgetter(column), rows))
-                if kind is MAP:
-                    replaced = self._map_column(values, redact_map, known)
-                elif kind is TEXT:
-                    replaced = self._text_column(values, tally)
-                elif kind is SERVICE:
-                    replaced = self._service_column(values, tally)
-                elif not any(values):  # MAPS, TEXTS: nearly always the shared empty list
-                    continue
+            replaced: list[tuple[int, int, Any]] = []  # (column, row, new value)
+            texts = plan.texts
+            if plan.service is not None:
+                rule = self._key_rules.get("service.name") or self._key_rule("service.name")
+                if rule is _PLAIN:
+                    texts += (plan.service,)
                 else:
+                    replaced += self._service_column(rows, plan.service, rule)
+            if texts:
+                replaced += self._text_columns(rows, texts, tally)
+            if plan.maps:
+                replaced += self._map_columns(rows, plan.maps, redact_map, known)
+            for column, kind in plan.lists:
+                values = list(map(itemgetter(column), rows))
+                if any(values):  # nearly always the shared empty list
                     each = redact_map if kind is MAPS else redact_text
-                    replaced = [
-                        (i, new)
+                    replaced += (
+                        (column, i, new)
                         for i, value in enumerate(values)
                         if value and (new := self._each(value, each)) is not value
-                    ]
-                for row_index, new in replaced:
-                    row = changed.get(row_index)
-                    if row is None:
-                        row = changed[row_index] = list(rows[row_index])
-                    row[column] = new
+                    )
+            changed: dict[int, list[Any]] = {}
+            for column, row_index, new in replaced:
+                row = changed.get(row_index)
+                if row is None:
+                    row = changed[row_index] = list(rows[row_index])
+                row[column] = new
             for row_index, row in changed.items():
                 rows[row_index] = tuple(row)
         if tally:
             self._publish(tally)
 
-    def _map_column(
+    def _map_columns(
         self,
-        values: list[dict[str, str]],
+        rows: list[tuple[Any, ...]],
+        columns: tuple[int, ...],
         redact_map: Callable[[dict[str, str]], dict[str, str]],
         known: dict[str, tuple[str, Tally[str]]],
-    ) -> list[tuple[int, dict[str, str]]]:
-        """(row, new dict) for the attribute dicts of one column that redaction changes.
+    ) -> list[tuple[int, int, dict[str, str]]]:
+        """(column, row, new dict) for the attribute dicts that redaction changes.
 
         Dicts whose keys all scan their value (``_PLAIN``) change only if one of their values
-        does: the column's distinct values not known clean are found by set operations and
-        decided each once (``_unknown``); only dicts holding a value that changes, or a key
-        with a rule (drop, hash, credential word), go through ``_map``."""
+        does: the distinct values not known clean are found by set operations and decided
+        each once (``_unknown``); only dicts holding a value that changes, or a key with a
+        rule (drop, hash, credential word), go through ``_map``."""
         plain = self._plain_keys
-        distinct = dict(zip(map(id, values), values, strict=True))  # the same dict: once
+        # the same dict (a resource's, shared by its rows) once
+        distinct = {id(v): v for v in chain(*[map(itemgetter(c), rows) for c in columns])}
         dicts: Any = distinct.values()
         ruled: list[dict[str, str]] = []
         if not plain.issuperset(chain.from_iterable(dicts)):
@@ -711,8 +737,6 @@ class Redactor:
         if unknown and (changing := self._unknown(unknown)):
             known.update(changing)
             ruled += (d for d in dicts if not changing.keys().isdisjoint(d.values()))
-        if not ruled:
-            return []
         new_maps = {}
         for attributes in ruled:
             new = redact_map(attributes)
@@ -720,15 +744,23 @@ class Redactor:
                 new_maps[id(attributes)] = new
         if not new_maps:
             return []
-        return [(i, new_maps[id(v)]) for i, v in enumerate(values) if id(v) in new_maps]
+        return [
+            (column, i, new_maps[id(v)])
+            for column in columns
+            for i, v in enumerate(map(itemgetter(column), rows))
+            if id(v) in new_maps
+        ]
 
-    def _text_column(self, values: list[str], tally: Tally[str]) -> list[tuple[int, str]]:
-        """(row, new string) for the strings of one column that redaction changes; each
-        distinct string not known clean is scanned once, counted once per row holding it."""
-        unknown = set(values).difference(self._clean)
-        if not unknown:
+    def _text_columns(
+        self, rows: list[tuple[Any, ...]], columns: tuple[int, ...], tally: Tally[str]
+    ) -> list[tuple[int, int, str]]:
+        """(column, row, new string) for the strings that redaction changes; each distinct
+        string not known clean is scanned once, counted once per cell holding it."""
+        cells = set().union(*[map(itemgetter(c), rows) for c in columns])
+        unknown = cells.difference(self._clean)
+        if not unknown or not (found := self._unknown(unknown)):
             return []
-        return self._replaced(values, self._unknown(unknown), tally)
+        return self._replaced(rows, columns, found, tally)
 
     def _unknown(self, values: set[str]) -> dict[str, tuple[str, Tally[str]]]:
         """Scan strings not known clean: {value: (redacted, its counts)} for those that
@@ -757,30 +789,31 @@ class Redactor:
                 found[value] = (new, counts)
         return found
 
-    def _service_column(self, values: list[str], tally: Tally[str]) -> list[tuple[int, str]]:
-        """ServiceName mirrors the resource attribute service.name: redacted by its rule."""
-        rule = self._key_rules.get("service.name") or self._key_rule("service.name")
-        if rule is _PLAIN:
-            return self._text_column(values, tally)
-        # the attribute itself is counted when its map is redacted
+    def _service_column(
+        self, rows: list[tuple[Any, ...]], column: int, rule: Any
+    ) -> list[tuple[int, int, str]]:
+        """ServiceName mirrors the resource attribute service.name, under a rule (drop, hash,
+        credential word); the attribute itself is counted when its map is redacted."""
         found = {}
-        for value in set(values):
+        for value in set(map(itemgetter(column), rows)):
             if value and (new := self._ruled(rule, value, Tally()) or "") != value:
-                found[value] = (new, Tally())
-        return self._replaced(values, found, tally)
+                found[value] = (new, Tally[str]())
+        return self._replaced(rows, (column,), found, Tally())
 
     @staticmethod
     def _replaced(
-        values: list[str], found: dict[str, tuple[str, Tally[str]]], tally: Tally[str]
-    ) -> list[tuple[int, str]]:
-        if not found:
-            return []
+        rows: list[tuple[Any, ...]],
+        columns: tuple[int, ...],
+        found: dict[str, tuple[str, Tally[str]]],
+        tally: Tally[str],
+    ) -> list[tuple[int, int, str]]:
         out = []
-        for i, value in enumerate(values):
-            hit = found.get(value)
-            if hit is not None:
-                out.append((i, hit[0]))
-                tally.update(hit[1])
+        for column in columns:
+            for i, value in enumerate(map(itemgetter(column), rows)):
+                hit = found.get(value)
+                if hit is not None:
+                    out.append((column, i, hit[0]))
+                    tally.update(hit[1])
         return out
 
     @classmethod
