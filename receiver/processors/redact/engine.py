@@ -639,9 +639,9 @@ class Redactor:
 
         Rows are replaced by new tuples when something changed; attribute dicts are never
         mutated (decode shares one dict between the rows of a resource), and each distinct
-        dict is redacted once per request. Work goes column by column: a column whose values
-        are all known clean is passed over by set operations in C, without a Python-level
-        step per row; only the values not yet known are scanned.
+        dict is redacted once per request. A table's string columns are decided together, and
+        so are its attribute columns: the distinct values not known clean are found by set
+        operations in C, without a Python-level step per row, and only those are scanned.
         """
         tally: Tally[str] = Tally()
         maps: dict[int, tuple[dict[str, str], dict[str, str]]] = {}
