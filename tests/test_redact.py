@@ -809,14 +809,17 @@ def _reference_rows(r: Redactor, rows: list[tuple[Any, ...]]) -> list[tuple[Any,
     ],
     ids=["defaults", "rules", "truncate", "custom"],
 )
+@pytest.mark.parametrize(
+    ("longest", "nul"), [(None, False), (4000, False), (4000, True)], ids=["all", "short", "nul"]
+)
 def test_process_redacts_and_counts_the_corpus_as_value_by_value_redaction_does(
-    options: dict[str, Any],
+    options: dict[str, Any], longest: int | None, nul: bool
 ) -> None:
     """``process`` decides a request column by column (set operations, values known clean,
-    numbers and hex ids decided in bulk); its rows and counts must equal redacting every
-    value on its own."""
-    cases = corpus.ALL_SECRET_CASES
-    clean = corpus.ALL_CLEAN_VALUES
+    numbers and hex ids decided in bulk, unless a value is too long for that or holds the
+    separator); its rows and counts must equal redacting every value on its own."""
+    cases = [c for c in corpus.ALL_SECRET_CASES if longest is None or len(c.value) <= longest]
+    clean = [v for v in corpus.ALL_CLEAN_VALUES if longest is None or len(v) <= longest]
     spans = []
     for n, case in enumerate(cases):
         text = case.value if case.key is None else f"{case.key}={case.value}"
@@ -829,7 +832,8 @@ def test_process_redacts_and_counts_the_corpus_as_value_by_value_redaction_does(
                     kv("clean", clean[(7 * n) % len(clean)]),
                     kv("count", str(1000 + n)),
                     kv("id", f"{n:032x}"),
-                    kv("key_id", corpus.AWS_KEY_ID if n % 7 == 0 else f"{n:x}"),  # alphanumeric
+                    kv("ref", corpus.AWS_KEY_ID if n % 7 == 0 else f"{n:x}"),  # alphanumeric
+                    kv("nul", f"{n}\x00{corpus.GITHUB_PAT}" if nul and n % 50 == 0 else str(n)),
                     kv("user.email", f"dev{n % 4}@example.com"),
                     kv("prompt", "acme_" + f"{n:032x}"),
                 ],
@@ -839,7 +843,17 @@ def test_process_redacts_and_counts_the_corpus_as_value_by_value_redaction_does(
                 else [],
             )
         )
-    spans += [span(251, name=value, attributes=[kv("v", value)]) for value in clean]
+    spans += [
+        span(
+            251,
+            name=value,
+            attributes=[
+                kv("v", value),  # a value holding the separator, alone with clean ones:
+                kv("nul", f"{i}\x00{corpus.GITHUB_PAT}" if nul and i % 50 == 0 else str(i)),
+            ],
+        )
+        for i, value in enumerate(clean)
+    ]
     body = ExportTraceServiceRequest(
         resource_spans=[
             trace_pb2.ResourceSpans(
