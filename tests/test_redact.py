@@ -761,3 +761,118 @@ def test_the_pre_filter_lets_few_real_values_through_to_the_detectors() -> None:
     through = sorted(v for v in values if r._gate is not None and r._gate.search(v))
     assert len(values) > 4000
     assert len(through) < len(values) // 50, through[:20]
+
+
+def _counts() -> dict[str, float]:
+    names = [*DETECTOR_NAMES, "acme_token"]
+    return {
+        **{name: detector_count(name) for name in names},
+        **{f"rule:{rule}": rule_count(rule) for rule in ("drop", "hash", "truncate")},
+    }
+
+
+def _reference_rows(r: Redactor, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """What ``process`` must give: each distinct dict through ``redact_attributes`` once, each
+    string through ``redact_text`` at every occurrence (how secrets are counted)."""
+    maps: dict[int, dict[str, str]] = {}
+
+    def one_map(d: dict[str, str]) -> dict[str, str]:
+        if id(d) not in maps:
+            maps[id(d)] = r.redact_attributes(d)
+        return maps[id(d)]
+
+    kinds = REDACTED_COLUMNS[TRACES]
+    out = []
+    for row in rows:
+        new = list(row)
+        for i, name in enumerate(TABLE_COLUMNS[TRACES]):
+            kind = kinds.get(name)
+            if kind in ("map",):
+                new[i] = one_map(row[i])
+            elif kind in ("text", "service"):
+                new[i] = r.redact_text(row[i])
+            elif kind == "maps":
+                new[i] = [one_map(d) for d in row[i]]
+            elif kind == "texts":
+                new[i] = [r.redact_text(t) for t in row[i]]
+        out.append(tuple(new))
+    return out
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"hash": ("user.email",), "drop": ("prompt",)},
+        {"truncate_bytes": 300},
+        {"custom_detectors": {"acme_token": "acme_[0-9a-f]{32}"}},
+    ],
+    ids=["defaults", "rules", "truncate", "custom"],
+)
+@pytest.mark.parametrize(
+    ("longest", "nul"), [(None, False), (4000, False), (4000, True)], ids=["all", "short", "nul"]
+)
+def test_process_redacts_and_counts_the_corpus_as_value_by_value_redaction_does(
+    options: dict[str, Any], longest: int | None, nul: bool
+) -> None:
+    """``process`` decides a request column by column (set operations, values known clean,
+    numbers and hex ids decided in bulk, unless a value is too long for that or holds the
+    separator); its rows and counts must equal redacting every value on its own."""
+    cases = [c for c in corpus.ALL_SECRET_CASES if longest is None or len(c.value) <= longest]
+    clean = [v for v in corpus.ALL_CLEAN_VALUES if longest is None or len(v) <= longest]
+    spans = []
+    for n, case in enumerate(cases):
+        text = case.value if case.key is None else f"{case.key}={case.value}"
+        spans.append(
+            span(
+                n % 250 + 1,
+                name=text if n % 3 == 0 else clean[n % len(clean)],
+                attributes=[
+                    kv(case.key or "command", case.value),
+                    kv("clean", clean[(7 * n) % len(clean)]),
+                    kv("count", str(1000 + n)),
+                    kv("id", f"{n:032x}"),
+                    kv("ref", corpus.AWS_KEY_ID if n % 7 == 0 else f"{n:x}"),  # alphanumeric
+                    kv("nul", f"{n}\x00{corpus.GITHUB_PAT}" if nul and n % 50 == 0 else str(n)),
+                    kv("user.email", f"dev{n % 4}@example.com"),
+                    kv("prompt", "acme_" + f"{n:032x}"),
+                ],
+                status=trace_pb2.Status(code=2, message=text if n % 2 else ""),
+                events=[trace_pb2.Span.Event(name=text, attributes=[kv("m", case.value)])]
+                if n % 5 == 0
+                else [],
+            )
+        )
+    spans += [
+        span(
+            251,
+            name=value,
+            attributes=[
+                kv("v", value),  # a value holding the separator, alone with clean ones:
+                kv("nul", f"{i}\x00{corpus.GITHUB_PAT}" if nul and i % 50 == 0 else str(i)),
+            ],
+        )
+        for i, value in enumerate(clean)
+    ]
+    body = ExportTraceServiceRequest(
+        resource_spans=[
+            trace_pb2.ResourceSpans(
+                resource=SECRET_RESOURCE,
+                scope_spans=[trace_pb2.ScopeSpans(spans=spans[i : i + 97])],
+            )
+            for i in range(0, len(spans), 97)
+        ]
+    ).SerializeToString()
+    options = {"hash_key": KEY, **options}
+    for _ in range(2):  # the second time, clean values are known
+        expected_counts = _counts()
+        expected = _reference_rows(Redactor(**options), decode_traces(body).rows[TRACES])
+        reference = {k: v - expected_counts[k] for k, v in _counts().items()}
+        r = Redactor(**options)
+        for request in range(2):
+            decoded = decode_traces(body)
+            before = _counts()
+            r.process(decoded)
+            counted = {k: v - before[k] for k, v in _counts().items()}
+            assert decoded.rows[TRACES] == expected, request
+            assert counted == reference, request

@@ -65,6 +65,7 @@ def _export_handler(
     max_receive_bytes: int,
 ) -> grpc.RpcMethodHandler:
     response_type = SERVICES[signal].response_type
+    accepted = response_type()  # the answer when nothing was rejected: built once, never changed
 
     async def export(_: Any, context: grpc.aio.ServicerContext) -> Any:
         tenant = ""
@@ -93,7 +94,7 @@ def _export_handler(
                 str(exc),
                 trailing_metadata=retry_info_metadata(exc.retry_after, str(exc)),
             )
-        return export_response(signal, decoded)
+        return export_response(signal, decoded) if decoded.rejected else accepted
 
     return grpc.stream_unary_rpc_method_handler(
         export, request_deserializer=None, response_serializer=response_type.SerializeToString

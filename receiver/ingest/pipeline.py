@@ -23,6 +23,7 @@ from receiver.ops.selfmetrics import (
     ITEMS_REJECTED,
     RECEIVED_BYTES,
     REQUESTS_REJECTED,
+    child,
 )
 
 SIGNALS = tuple(DECODERS)
@@ -56,7 +57,7 @@ class Pipeline:
         ``urgent`` (hooks: the agent waits for the answer) makes the rows durable at once
         instead of after the batch interval.
         """
-        RECEIVED_BYTES.labels(signal).inc(len(body))
+        child(RECEIVED_BYTES, signal).inc(len(body))
         try:
             self._batcher.check_capacity()
             decoded, size = self._decode(signal, body, tenant)
@@ -75,11 +76,11 @@ class Pipeline:
         ]
         if waiters:
             try:
-                await asyncio.gather(*waiters)
+                await (waiters[0] if len(waiters) == 1 else asyncio.gather(*waiters))
             except Unavailable:
                 REQUESTS_REJECTED.labels(signal, "unavailable").inc()
                 raise
-        ITEMS_RECEIVED.labels(signal).inc(accepted)
+        child(ITEMS_RECEIVED, signal).inc(accepted)
         return decoded
 
     def _decode(self, signal: str, body: bytes, tenant: str) -> tuple[Decoded, int]:

@@ -34,7 +34,9 @@ the admission gauges in ``receiver.ingest.admission``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import (
@@ -95,6 +97,14 @@ SPOOL_FILES = Gauge("otel_receiver_spool_files", "Batch files waiting in the spo
 QUEUE_BYTES = Gauge(
     "otel_receiver_queue_bytes", "Request bytes waiting for their rows to be stored"
 )
+
+
+@functools.cache
+def child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, looked up once per label set: prometheus-client takes a
+    lock and builds a key on every ``labels`` call, which the per-request paths can skip.
+    Only for label sets from a small fixed set (signals, reasons, tables)."""
+    return metric.labels(*labels)
 
 
 def count_clickhouse_error(kind: str, code: int | None) -> None:
