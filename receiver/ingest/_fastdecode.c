@@ -1,0 +1,1009 @@
+/* The compiled fast path of limits + decode (see receiver/ingest/decode.py, "Compiled fast
+ * path"): one pass over the raw bytes of an Export request, giving exactly the rows the Python
+ * path gives, or None whenever anything is unusual (a limit that would act, an invalid item, a
+ * malformed field, ...). None sends the request down the Python path, which then decides and
+ * words every answer, so errors, partial success and truncation stay the Python path's.
+ *
+ * Every read is bounds-checked; recursion (nested AnyValues) stops at MAX_WALK_DEPTH. The GIL
+ * is held throughout, so the pair cache needs no lock.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_WALK_DEPTH 32 /* array/kvlist levels judged here; deeper goes to Python */
+#define CACHE_SLOTS 8192  /* (key, string) pairs of short scalar KeyValues, direct-mapped */
+#ifndef CACHE_MAX_BYTES
+#define CACHE_MAX_BYTES 256
+#endif
+#define SMALL_ATTRS 64
+#define INT64_MAX_U ((uint64_t)INT64_MAX)
+
+/* Objects from the Python side (configure()). */
+static PyObject *g_empty;        /* decode.EMPTY, the shared empty array column */
+static PyObject *g_wire_pair;    /* anyvalue.wire_pair */
+static PyObject *g_any_value;    /* bytes -> any_value_to_str(AnyValue.FromString(bytes)) */
+static PyObject *g_event_name;   /* decode.log_event_name */
+static PyObject *g_span_kinds;   /* decode.SPAN_KINDS */
+static PyObject *g_status_codes; /* decode.STATUS_CODES */
+static PyObject *g_true, *g_false, *g_blank, *g_service_key, *g_event_key;
+
+typedef struct {
+    long long max_items, max_attributes, max_key, max_value, max_depth, max_events, max_links;
+    long long latest, earliest; /* timestamp window; 0 = none */
+    PyObject *tenant;           /* str; empty for none */
+} Limits;
+
+/* ---- the wire format ------------------------------------------------------------------- */
+
+typedef struct {
+    const uint8_t *p, *end;
+} Buf;
+
+typedef struct {
+    uint32_t number;
+    int wt;
+    uint64_t v;
+    const uint8_t *data;
+    size_t len;
+} Field;
+
+static int read_varint(Buf *b, uint64_t *out) {
+    uint64_t value = 0;
+    for (int i = 0; i < 10; i++) {
+        if (b->p >= b->end)
+            return 0;
+        uint8_t byte = *b->p++;
+        if (i == 9 && byte > 1)
+            return 0; /* beyond 64 bits: leave it to protobuf */
+        value |= (uint64_t)(byte & 0x7F) << (7 * i);
+        if (byte < 0x80) {
+            *out = value;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The next field: 1, 0 at the end, -1 for anything protobuf might read differently. */
+static int next_field(Buf *b, Field *f) {
+    if (b->p >= b->end)
+        return 0;
+    uint64_t tag;
+    if (!read_varint(b, &tag) || tag > 0xFFFFFFFFu)
+        return -1;
+    f->number = (uint32_t)(tag >> 3);
+    f->wt = (int)(tag & 7);
+    if (f->number == 0)
+        return -1;
+    switch (f->wt) {
+    case 0:
+        return read_varint(b, &f->v) ? 1 : -1;
+    case 1:
+        if (b->end - b->p < 8)
+            return -1;
+        memcpy(&f->v, b->p, 8); /* little-endian hosts only (setup.py builds it there) */
+        b->p += 8;
+        return 1;
+    case 5: {
+        uint32_t v32;
+        if (b->end - b->p < 4)
+            return -1;
+        memcpy(&v32, b->p, 4);
+        f->v = v32;
+        b->p += 4;
+        return 1;
+    }
+    case 2: {
+        uint64_t n;
+        if (!read_varint(b, &n) || n > (uint64_t)(b->end - b->p))
+            return -1;
+        f->data = b->p;
+        f->len = (size_t)n;
+        b->p += n;
+        return 1;
+    }
+    default:
+        return -1; /* groups and invalid wire types */
+    }
+}
+
+static Buf buf_of(const uint8_t *data, size_t len) {
+    Buf b = {data, data + len};
+    return b;
+}
+
+/* A proto3 string: strict UTF-8, which is what protobuf's validation accepts. */
+static PyObject *text(const uint8_t *data, size_t len) {
+    PyObject *s = PyUnicode_DecodeUTF8((const char *)data, (Py_ssize_t)len, NULL);
+    if (s == NULL)
+        PyErr_Clear();
+    return s;
+}
+
+static int valid_text(const uint8_t *data, size_t len) {
+    PyObject *s = text(data, len);
+    Py_XDECREF(s);
+    return s != NULL;
+}
+
+static PyObject *hex(const uint8_t *data, size_t len) {
+    static const char digits[] = "0123456789abcdef";
+    PyObject *s = PyUnicode_New((Py_ssize_t)(2 * len), 127);
+    if (s == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(s);
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = (Py_UCS1)digits[data[i] >> 4];
+        out[2 * i + 1] = (Py_UCS1)digits[data[i] & 15];
+    }
+    return s;
+}
+
+static int all_zero(const uint8_t *data, size_t len) {
+    for (size_t i = 0; i < len; i++)
+        if (data[i])
+            return 0;
+    return 1;
+}
+
+/* ---- limits over a nested value ---------------------------------------------------------
+ * A superset of what limits.py would act on in one AnyValue: any string or bytes longer than
+ * max_value, any kvlist key longer than max_key, nesting deeper than max_depth (or than
+ * MAX_WALK_DEPTH). Malformed bytes fail too. 1 = nothing would act. */
+
+static int value_within(const Limits *lim, const uint8_t *data, size_t len, int depth);
+
+static int kv_within(const Limits *lim, const uint8_t *data, size_t len, int depth) {
+    Buf b = buf_of(data, len);
+    Field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.number == 1 && f.wt == 2) {
+            if (lim->max_key && (long long)f.len > lim->max_key)
+                return 0;
+        } else if (f.number == 2 && f.wt == 2) {
+            if (!value_within(lim, f.data, f.len, depth))
+                return 0;
+        }
+    }
+    return r == 0;
+}
+
+static int value_within(const Limits *lim, const uint8_t *data, size_t len, int depth) {
+    Buf b = buf_of(data, len);
+    Field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.wt != 2)
+            continue;
+        if (f.number == 1 || f.number == 7) { /* string_value, bytes_value */
+            if (lim->max_value && (long long)f.len > lim->max_value)
+                return 0;
+        } else if (f.number == 5 || f.number == 6) { /* array_value, kvlist_value */
+            int inner = depth + 1;
+            if (inner > MAX_WALK_DEPTH || (lim->max_depth && inner > lim->max_depth))
+                return 0;
+            Buf list = buf_of(f.data, f.len);
+            Field item;
+            int s;
+            while ((s = next_field(&list, &item)) > 0) {
+                if (item.number != 1 || item.wt != 2)
+                    continue;
+                if (f.number == 5 ? !value_within(lim, item.data, item.len, inner)
+                                  : !kv_within(lim, item.data, item.len, inner))
+                    return 0;
+            }
+            if (s < 0)
+                return 0;
+        }
+    }
+    return r == 0;
+}
+
+/* ---- KeyValue -> (key, string) -----------------------------------------------------------
+ * Scalar KeyValues (key, then an AnyValue of one string, bool or int, or none) are read here
+ * and kept in a direct-mapped cache keyed by their bytes (a pair is a pure function of them),
+ * so repeated keys and values are shared objects; everything else goes to anyvalue.wire_pair
+ * after the limits walk. */
+
+typedef struct {
+    uint8_t *raw;
+    size_t len;
+    uint64_t hash;
+    size_t key_bytes, value_bytes;
+    PyObject *key, *value;
+} Entry;
+
+static Entry cache[CACHE_SLOTS];
+
+static uint64_t hash_bytes(const uint8_t *data, size_t len) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ len;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, data + i, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+        h ^= h >> 32;
+    }
+    uint64_t tail = 0;
+    memcpy(&tail, data + i, len - i);
+    h = (h ^ tail) * 0xC4CEB9FE1A85EC53ull;
+    return h ^ (h >> 29);
+}
+
+typedef struct {
+    PyObject *key, *value; /* owned */
+    const char *kp;        /* the key's UTF-8, owned by key */
+    Py_ssize_t kn;
+    size_t index;
+} Pair;
+
+static int pair_set(Pair *pair, PyObject *key, PyObject *value) {
+    pair->key = key;
+    pair->value = value;
+    pair->kp = PyUnicode_AsUTF8AndSize(key, &pair->kn);
+    if (pair->kp == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
+/* The pair of a scalar KeyValue; 1 done, 0 bail, 2 not scalar (wire_pair's case). */
+static int scalar_pair(const Limits *lim, const uint8_t *raw, size_t len, Pair *pair) {
+    Buf b = buf_of(raw, len);
+    Field f;
+    int r;
+    const uint8_t *key = NULL, *value = NULL;
+    size_t key_len = 0, value_len = 0;
+    int has_key = 0, has_value = 0;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.number == 1 && f.wt == 2 && !has_key) {
+            key = f.data, key_len = f.len, has_key = 1;
+        } else if (f.number == 2 && f.wt == 2 && !has_value) {
+            value = f.data, value_len = f.len, has_value = 1;
+        } else {
+            return 2;
+        }
+    }
+    if (r < 0)
+        return 0;
+    if (lim->max_key && (long long)key_len > lim->max_key)
+        return 0;
+    int kind = 0; /* 0 none, 1 string, 2 bool, 3 int */
+    Field v = {0};
+    if (has_value) {
+        b = buf_of(value, value_len);
+        while ((r = next_field(&b, &f)) > 0) {
+            if (kind || !((f.number == 1 && f.wt == 2) || (f.number == 2 && f.wt == 0) ||
+                          (f.number == 3 && f.wt == 0)))
+                return 2;
+            kind = (int)f.number;
+            v = f;
+        }
+        if (r < 0)
+            return 0;
+    }
+    PyObject *out;
+    size_t value_bytes = 0;
+    if (kind == 1) {
+        if (lim->max_value && (long long)v.len > lim->max_value)
+            return 0;
+        out = text(v.data, v.len);
+        value_bytes = v.len;
+    } else if (kind == 2) {
+        out = v.v ? g_true : g_false;
+        Py_INCREF(out);
+    } else if (kind == 3) {
+        char digits[24];
+        int n = snprintf(digits, sizeof digits, "%lld", (long long)(int64_t)v.v);
+        out = PyUnicode_FromStringAndSize(digits, n);
+        if (out == NULL)
+            PyErr_Clear();
+    } else {
+        out = g_blank;
+        Py_INCREF(out);
+    }
+    if (out == NULL)
+        return 0;
+    PyObject *k = text(key ? key : (const uint8_t *)"", key_len);
+    if (k == NULL) {
+        Py_DECREF(out);
+        return 0;
+    }
+    PyUnicode_InternInPlace(&k);
+    if (!pair_set(pair, k, out)) {
+        Py_DECREF(k);
+        Py_DECREF(out);
+        return 0;
+    }
+    if (len <= CACHE_MAX_BYTES) {
+        uint64_t h = hash_bytes(raw, len);
+        Entry *e = &cache[h & (CACHE_SLOTS - 1)];
+        uint8_t *copy = e->raw && e->len >= len ? e->raw : PyMem_Realloc(e->raw, len ? len : 1);
+        if (copy != NULL) {
+            memcpy(copy, raw, len);
+            Py_XDECREF(e->key);
+            Py_XDECREF(e->value);
+            e->raw = copy;
+            e->len = len;
+            e->hash = h;
+            e->key_bytes = key_len;
+            e->value_bytes = value_bytes;
+            e->key = k;
+            e->value = out;
+            Py_INCREF(k);
+            Py_INCREF(out);
+        }
+    }
+    return 1;
+}
+
+static int kv_pair(const Limits *lim, const uint8_t *raw, size_t len, Pair *pair) {
+    if (len <= CACHE_MAX_BYTES) {
+        uint64_t h = hash_bytes(raw, len);
+        Entry *e = &cache[h & (CACHE_SLOTS - 1)];
+        if (e->key && e->hash == h && e->len == len && memcmp(e->raw, raw, len) == 0) {
+            if ((lim->max_key && (long long)e->key_bytes > lim->max_key) ||
+                (lim->max_value && (long long)e->value_bytes > lim->max_value))
+                return 0;
+            Py_INCREF(e->key);
+            Py_INCREF(e->value);
+            if (!pair_set(pair, e->key, e->value)) {
+                Py_DECREF(e->key);
+                Py_DECREF(e->value);
+                return 0;
+            }
+            return 1;
+        }
+    }
+    int done = scalar_pair(lim, raw, len, pair);
+    if (done != 2)
+        return done;
+    if (!kv_within(lim, raw, len, 0))
+        return 0;
+    PyObject *result = PyObject_CallFunction(g_wire_pair, "y#", (const char *)raw, (Py_ssize_t)len);
+    if (result == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (!PyTuple_CheckExact(result) || PyTuple_GET_SIZE(result) != 2 ||
+        !PyUnicode_CheckExact(PyTuple_GET_ITEM(result, 0))) {
+        Py_DECREF(result);
+        return 0;
+    }
+    PyObject *k = PyTuple_GET_ITEM(result, 0), *v = PyTuple_GET_ITEM(result, 1);
+    Py_INCREF(k);
+    Py_INCREF(v);
+    Py_DECREF(result);
+    if (!pair_set(pair, k, v)) {
+        Py_DECREF(k);
+        Py_DECREF(v);
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- attribute lists -> dict (keys sorted, a repeated key keeping its last value) -------- */
+
+static int pair_before(const Pair *a, const Pair *b) {
+    Py_ssize_t n = a->kn < b->kn ? a->kn : b->kn;
+    int c = memcmp(a->kp, b->kp, (size_t)n);
+    if (c == 0)
+        c = a->kn < b->kn ? -1 : a->kn > b->kn ? 1 : 0;
+    /* UTF-8 byte order is code point order, which is Python's str order. */
+    return c < 0 || (c == 0 && a->index < b->index);
+}
+
+static int pair_compare(const void *a, const void *b) {
+    return pair_before(a, b) ? -1 : pair_before(b, a) ? 1 : 0;
+}
+
+static void pairs_release(Pair *pairs, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        Py_DECREF(pairs[i].key);
+        Py_DECREF(pairs[i].value);
+    }
+}
+
+/* The attribute dict of field `number` of a message, `count` entries (already counted and
+ * checked against max_attributes). With `stamp`, tenant.name is replaced by the tenant. */
+static PyObject *attributes(const Limits *lim, const uint8_t *msg, size_t msg_len, uint32_t number,
+                            size_t count, int stamp) {
+    Pair small[SMALL_ATTRS];
+    size_t room = count + 1;
+    Pair *pairs = room <= SMALL_ATTRS ? small : PyMem_Malloc(room * sizeof(Pair));
+    if (pairs == NULL)
+        return NULL;
+    size_t n = 0;
+    PyObject *dict = NULL;
+    Buf b = buf_of(msg, msg_len);
+    Field f;
+    for (size_t taken = 0; taken < count && next_field(&b, &f) > 0;) {
+        if (f.number != number)
+            continue;
+        taken++;
+        if (!kv_pair(lim, f.data, f.len, &pairs[n]))
+            goto done;
+        pairs[n].index = n;
+        if (stamp && PyUnicode_CompareWithASCIIString(pairs[n].key, "tenant.name") == 0) {
+            Py_DECREF(pairs[n].key);
+            Py_DECREF(pairs[n].value);
+            continue;
+        }
+        n++;
+    }
+    if (stamp) {
+        Py_INCREF(lim->tenant);
+        PyObject *key = PyUnicode_InternFromString("tenant.name");
+        if (key == NULL || !pair_set(&pairs[n], key, lim->tenant)) {
+            PyErr_Clear();
+            Py_XDECREF(key);
+            Py_DECREF(lim->tenant);
+            goto done;
+        }
+        pairs[n].index = n;
+        n++;
+    }
+    if (n <= 16) { /* stable insertion sort: the usual case */
+        for (size_t i = 1; i < n; i++) {
+            Pair item = pairs[i];
+            size_t j = i;
+            while (j > 0 && pair_before(&item, &pairs[j - 1])) {
+                pairs[j] = pairs[j - 1];
+                j--;
+            }
+            pairs[j] = item;
+        }
+    } else {
+        qsort(pairs, n, sizeof(Pair), pair_compare);
+    }
+    dict = PyDict_New();
+    if (dict == NULL)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        if (i + 1 < n && pairs[i + 1].kn == pairs[i].kn &&
+            memcmp(pairs[i + 1].kp, pairs[i].kp, (size_t)pairs[i].kn) == 0)
+            continue; /* a repeated key: the last one wins */
+        if (PyDict_SetItem(dict, pairs[i].key, pairs[i].value) < 0) {
+            Py_CLEAR(dict);
+            goto done;
+        }
+    }
+done:
+    if (dict == NULL)
+        PyErr_Clear();
+    pairs_release(pairs, n);
+    if (pairs != small)
+        PyMem_Free(pairs);
+    return dict;
+}
+
+/* Count field `number` in a message and check the count against max_attributes. */
+static int count_within(const Limits *lim, size_t count) {
+    return !(lim->max_attributes && (long long)count > lim->max_attributes);
+}
+
+/* ---- resources and scopes -------------------------------------------------------------- */
+
+/* Resource: attributes (1) -> dict; dropped count (2). Any other known field: bail. */
+static PyObject *resource_attributes(const Limits *lim, const uint8_t *data, size_t len) {
+    Buf b = buf_of(data, len);
+    Field f;
+    int r;
+    size_t count = 0, dropped = 0;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.number == 1) {
+            if (f.wt != 2)
+                return NULL;
+            count++;
+        } else if (f.number == 2) {
+            if (f.wt != 0 || dropped++)
+                return NULL;
+        } else if (f.number == 3) {
+            return NULL; /* entity_refs: strings to check, left to protobuf */
+        }
+    }
+    if (r < 0 || !count_within(lim, count))
+        return NULL;
+    return attributes(lim, data, len, 1, count, PyUnicode_GET_LENGTH(lim->tenant) > 0);
+}
+
+typedef struct {
+    PyObject *name, *version, *attributes; /* attributes: NULL unless wanted */
+} Scope;
+
+static void scope_clear(Scope *s) {
+    Py_CLEAR(s->name);
+    Py_CLEAR(s->version);
+    Py_CLEAR(s->attributes);
+}
+
+/* InstrumentationScope (absent: len 0). Its attributes are checked, and kept if `keep`. */
+static int scope_read(const Limits *lim, const uint8_t *data, size_t len, int keep, Scope *s) {
+    Buf b = buf_of(data, len);
+    Field f;
+    int r;
+    const uint8_t *name = NULL, *version = NULL;
+    size_t name_len = 0, version_len = 0, count = 0;
+    unsigned seen = 0;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.number >= 1 && f.number <= 4) {
+            if (f.wt != (f.number == 4 ? 0 : 2))
+                return 0;
+            if (f.number != 3 && (seen & (1u << f.number)))
+                return 0;
+            seen |= 1u << f.number;
+        }
+        if (f.number == 1)
+            name = f.data, name_len = f.len;
+        else if (f.number == 2)
+            version = f.data, version_len = f.len;
+        else if (f.number == 3)
+            count++;
+    }
+    if (r < 0 || !count_within(lim, count))
+        return 0;
+    s->name = text(name ? name : (const uint8_t *)"", name_len);
+    s->version = text(version ? version : (const uint8_t *)"", version_len);
+    s->attributes = attributes(lim, data, len, 3, count, 0);
+    if (s->name == NULL || s->version == NULL || s->attributes == NULL) {
+        scope_clear(s);
+        return 0;
+    }
+    if (!keep)
+        Py_CLEAR(s->attributes);
+    return 1;
+}
+
+/* ---- traces ------------------------------------------------------------------------------ */
+
+/* The item-count check happens at the end (a bail discards everything anyway). */
+typedef struct {
+    const Limits *lim;
+    PyObject *rows;
+    long long items;
+} Work;
+
+static int timestamp_in_window(const Limits *lim, uint64_t ns) {
+    if (ns == 0)
+        return 1;
+    if (ns > INT64_MAX_U)
+        return 0;
+    if (lim->latest && (long long)ns > lim->latest)
+        return 0;
+    return !((long long)ns < lim->earliest);
+}
+
+static PyObject *new_list(size_t n) {
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    if (list == NULL)
+        PyErr_Clear();
+    return list;
+}
+
+/* Span.Event and Span.Link lists: the four (events: three) array columns, or NULL. */
+static int span_events(const Limits *lim, const uint8_t *span, size_t span_len, size_t count,
+                       PyObject *out[3]) {
+    out[0] = new_list(count);
+    out[1] = new_list(count);
+    out[2] = new_list(count);
+    if (!out[0] || !out[1] || !out[2])
+        return 0;
+    Buf b = buf_of(span, span_len);
+    Field f;
+    size_t i = 0;
+    while (i < count && next_field(&b, &f) > 0) {
+        if (f.number != 11)
+            continue;
+        Buf e = buf_of(f.data, f.len);
+        Field g;
+        int r;
+        uint64_t time = 0;
+        const uint8_t *name = NULL;
+        size_t name_len = 0, attrs = 0;
+        unsigned seen = 0;
+        while ((r = next_field(&e, &g)) > 0) {
+            if (g.number >= 1 && g.number <= 4) {
+                static const int wire[] = {0, 1, 2, 2, 0};
+                if (g.wt != wire[g.number] || (g.number != 3 && (seen & (1u << g.number))))
+                    return 0;
+                seen |= 1u << g.number;
+            }
+            if (g.number == 1)
+                time = g.v;
+            else if (g.number == 2)
+                name = g.data, name_len = g.len;
+            else if (g.number == 3)
+                attrs++;
+        }
+        if (r < 0 || time > INT64_MAX_U || !count_within(lim, attrs))
+            return 0;
+        PyObject *t = PyLong_FromUnsignedLongLong(time);
+        PyObject *n = text(name ? name : (const uint8_t *)"", name_len);
+        PyObject *a = attributes(lim, f.data, f.len, 3, attrs, 0);
+        if (!t || !n || !a) {
+            PyErr_Clear();
+            Py_XDECREF(t);
+            Py_XDECREF(n);
+            Py_XDECREF(a);
+            return 0;
+        }
+        PyList_SET_ITEM(out[0], i, t);
+        PyList_SET_ITEM(out[1], i, n);
+        PyList_SET_ITEM(out[2], i, a);
+        i++;
+    }
+    return i == count;
+}
+
+static int span_links(const Limits *lim, const uint8_t *span, size_t span_len, size_t count,
+                      PyObject *out[4]) {
+    for (int k = 0; k < 4; k++)
+        if ((out[k] = new_list(count)) == NULL)
+            return 0;
+    Buf b = buf_of(span, span_len);
+    Field f;
+    size_t i = 0;
+    while (i < count && next_field(&b, &f) > 0) {
+        if (f.number != 13)
+            continue;
+        Buf l = buf_of(f.data, f.len);
+        Field g;
+        int r;
+        const uint8_t *trace = NULL, *span_id = NULL, *state = NULL;
+        size_t trace_len = 0, span_id_len = 0, state_len = 0, attrs = 0;
+        unsigned seen = 0;
+        while ((r = next_field(&l, &g)) > 0) {
+            if (g.number >= 1 && g.number <= 6) {
+                static const int wire[] = {0, 2, 2, 2, 2, 0, 5};
+                if (g.wt != wire[g.number] || (g.number != 4 && (seen & (1u << g.number))))
+                    return 0;
+                seen |= 1u << g.number;
+            }
+            if (g.number == 1)
+                trace = g.data, trace_len = g.len;
+            else if (g.number == 2)
+                span_id = g.data, span_id_len = g.len;
+            else if (g.number == 3)
+                state = g.data, state_len = g.len;
+            else if (g.number == 4)
+                attrs++;
+        }
+        if (r < 0 || trace_len != 16 || all_zero(trace, 16) || span_id_len != 8 ||
+            all_zero(span_id, 8) || !count_within(lim, attrs))
+            return 0;
+        PyObject *items[4] = {hex(trace, 16), hex(span_id, 8),
+                              text(state ? state : (const uint8_t *)"", state_len),
+                              attributes(lim, f.data, f.len, 4, attrs, 0)};
+        int ok = items[0] && items[1] && items[2] && items[3];
+        for (int k = 0; k < 4; k++) {
+            if (ok)
+                PyList_SET_ITEM(out[k], i, items[k]);
+            else
+                Py_XDECREF(items[k]);
+        }
+        if (!ok)
+            return 0;
+        i++;
+    }
+    return i == count;
+}
+
+/* Status: message (2), code (3). */
+static int span_status(const uint8_t *data, size_t len, PyObject **message, int64_t *code) {
+    Buf b = buf_of(data, len);
+    Field f;
+    int r;
+    const uint8_t *text_data = NULL;
+    size_t text_len = 0;
+    unsigned seen = 0;
+    uint64_t value = 0;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.number == 2 || f.number == 3) {
+            if (f.wt != (f.number == 2 ? 2 : 0) || (seen & (1u << f.number)))
+                return 0;
+            seen |= 1u << f.number;
+            if (f.number == 2)
+                text_data = f.data, text_len = f.len;
+            else
+                value = f.v;
+        }
+    }
+    if (r < 0 || value > INT32_MAX)
+        return 0;
+    *code = (int64_t)value;
+    *message = text(text_data ? text_data : (const uint8_t *)"", text_len);
+    return *message != NULL;
+}
+
+enum {
+    S_TIMESTAMP, S_TRACE_ID, S_SPAN_ID, S_PARENT, S_STATE, S_NAME, S_KIND, S_SERVICE,
+    S_RESOURCE, S_SCOPE_NAME, S_SCOPE_VERSION, S_ATTRIBUTES, S_DURATION, S_STATUS,
+    S_STATUS_MESSAGE, S_EVENT_TIMES, S_EVENT_NAMES, S_EVENT_ATTRIBUTES, S_LINK_TRACES,
+    S_LINK_SPANS, S_LINK_STATES, S_LINK_ATTRIBUTES, SPAN_COLUMNS
+};
+
+static int span_row(Work *w, const uint8_t *data, size_t len, PyObject *service,
+                    PyObject *resource, const Scope *scope) {
+    static const int wire[] = {-1, 2, 2, 2, 2, 2, 0, 1, 1, 2, 0, 2, 0, 2, 0, 2, 5};
+    const Limits *lim = w->lim;
+    Buf b = buf_of(data, len);
+    Field f;
+    int r;
+    const uint8_t *trace = NULL, *span_id = NULL, *parent = NULL, *state = NULL, *name = NULL,
+                  *status = NULL;
+    size_t trace_len = 0, span_id_len = 0, parent_len = 0, state_len = 0, name_len = 0,
+           status_len = 0, attrs = 0, events = 0, links = 0;
+    uint64_t kind = 0, start = 0, end = 0;
+    uint32_t seen = 0;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.number > 16)
+            continue;
+        if (f.wt != wire[f.number])
+            return 0;
+        if (f.number != 9 && f.number != 11 && f.number != 13) {
+            if (seen & (1u << f.number))
+                return 0;
+            seen |= 1u << f.number;
+        }
+        switch (f.number) {
+        case 1: trace = f.data, trace_len = f.len; break;
+        case 2: span_id = f.data, span_id_len = f.len; break;
+        case 3: state = f.data, state_len = f.len; break;
+        case 4: parent = f.data, parent_len = f.len; break;
+        case 5: name = f.data, name_len = f.len; break;
+        case 6: kind = f.v; break;
+        case 7: start = f.v; break;
+        case 8: end = f.v; break;
+        case 9: attrs++; break;
+        case 11: events++; break;
+        case 13: links++; break;
+        case 15: status = f.data, status_len = f.len; break;
+        default: break;
+        }
+    }
+    if (r < 0 || trace_len != 16 || all_zero(trace, 16) || span_id_len != 8 ||
+        all_zero(span_id, 8) || (parent_len != 0 && parent_len != 8) || start > INT64_MAX_U ||
+        end > INT64_MAX_U || kind > INT32_MAX || !timestamp_in_window(lim, start) ||
+        !count_within(lim, attrs) || (lim->max_events && (long long)events > lim->max_events) ||
+        (lim->max_links && (long long)links > lim->max_links))
+        return 0;
+    w->items++;
+    PyObject *row = PyTuple_New(SPAN_COLUMNS);
+    if (row == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int64_t code = 0;
+    PyObject *status_message = NULL;
+    if (!span_status(status ? status : (const uint8_t *)"", status_len, &status_message, &code))
+        goto fail;
+    PyTuple_SET_ITEM(row, S_STATUS_MESSAGE, status_message);
+    PyTuple_SET_ITEM(row, S_TIMESTAMP, PyLong_FromUnsignedLongLong(start));
+    PyTuple_SET_ITEM(row, S_TRACE_ID, hex(trace, 16));
+    PyTuple_SET_ITEM(row, S_SPAN_ID, hex(span_id, 8));
+    PyTuple_SET_ITEM(row, S_PARENT,
+                     parent_len && !all_zero(parent, 8) ? hex(parent, 8) : text((const uint8_t *)"", 0));
+    PyTuple_SET_ITEM(row, S_STATE, text(state ? state : (const uint8_t *)"", state_len));
+    PyTuple_SET_ITEM(row, S_NAME, text(name ? name : (const uint8_t *)"", name_len));
+    PyObject *kind_text = PyTuple_GET_ITEM(g_span_kinds, kind < 6 ? (Py_ssize_t)kind : 0);
+    PyObject *code_text = PyTuple_GET_ITEM(g_status_codes, code < 3 ? (Py_ssize_t)code : 0);
+    Py_INCREF(kind_text);
+    Py_INCREF(code_text);
+    Py_INCREF(service);
+    Py_INCREF(resource);
+    Py_INCREF(scope->name);
+    Py_INCREF(scope->version);
+    PyTuple_SET_ITEM(row, S_KIND, kind_text);
+    PyTuple_SET_ITEM(row, S_SERVICE, service);
+    PyTuple_SET_ITEM(row, S_RESOURCE, resource);
+    PyTuple_SET_ITEM(row, S_SCOPE_NAME, scope->name);
+    PyTuple_SET_ITEM(row, S_SCOPE_VERSION, scope->version);
+    PyTuple_SET_ITEM(row, S_ATTRIBUTES, attributes(lim, data, len, 9, attrs, 0));
+    PyTuple_SET_ITEM(row, S_DURATION, PyLong_FromUnsignedLongLong(end > start ? end - start : 0));
+    PyTuple_SET_ITEM(row, S_STATUS, code_text);
+    if (events) {
+        PyObject *columns[3] = {NULL, NULL, NULL};
+        int ok = span_events(lim, data, len, events, columns);
+        for (int k = 0; k < 3; k++)
+            PyTuple_SET_ITEM(row, S_EVENT_TIMES + k, columns[k]);
+        if (!ok)
+            goto fail;
+    } else {
+        for (int k = 0; k < 3; k++) {
+            Py_INCREF(g_empty);
+            PyTuple_SET_ITEM(row, S_EVENT_TIMES + k, g_empty);
+        }
+    }
+    if (links) {
+        PyObject *columns[4] = {NULL, NULL, NULL, NULL};
+        int ok = span_links(lim, data, len, links, columns);
+        for (int k = 0; k < 4; k++)
+            PyTuple_SET_ITEM(row, S_LINK_TRACES + k, columns[k]);
+        if (!ok)
+            goto fail;
+    } else {
+        for (int k = 0; k < 4; k++) {
+            Py_INCREF(g_empty);
+            PyTuple_SET_ITEM(row, S_LINK_TRACES + k, g_empty);
+        }
+    }
+    for (int k = 0; k < SPAN_COLUMNS; k++)
+        if (PyTuple_GET_ITEM(row, k) == NULL)
+            goto fail;
+    if (PyList_Append(w->rows, row) < 0)
+        goto fail;
+    Py_DECREF(row);
+    return 1;
+fail:
+    PyErr_Clear();
+    Py_DECREF(row); /* a tuple with NULL slots is released safely */
+    return 0;
+}
+
+/* The singular submessage `number` of a message (absent: empty), checking it appears once. */
+static int single(const uint8_t *data, size_t len, uint32_t number, const uint8_t **out,
+                  size_t *out_len) {
+    Buf b = buf_of(data, len);
+    Field f;
+    int r, found = 0;
+    *out = (const uint8_t *)"";
+    *out_len = 0;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.number == number) {
+            if (f.wt != 2 || found++)
+                return 0;
+            *out = f.data;
+            *out_len = f.len;
+        }
+    }
+    return r == 0;
+}
+
+/* Fields of a ResourceX / ScopeX message besides the resource/scope (1) and items (2):
+ * schema_url (3), a string. */
+static int check_container(const uint8_t *data, size_t len) {
+    Buf b = buf_of(data, len);
+    Field f;
+    int r, urls = 0;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.number == 2 && f.wt != 2)
+            return 0;
+        if (f.number == 3 && (f.wt != 2 || urls++ || !valid_text(f.data, f.len)))
+            return 0;
+    }
+    return r == 0;
+}
+
+static int scope_spans(Work *w, const uint8_t *data, size_t len, PyObject *service,
+                       PyObject *resource) {
+    const uint8_t *scope_data;
+    size_t scope_len;
+    Scope scope = {NULL, NULL, NULL};
+    if (!check_container(data, len) || !single(data, len, 1, &scope_data, &scope_len) ||
+        !scope_read(w->lim, scope_data, scope_len, 0, &scope))
+        return 0;
+    Buf b = buf_of(data, len);
+    Field f;
+    int ok = 1;
+    while (ok && next_field(&b, &f) > 0)
+        if (f.number == 2)
+            ok = span_row(w, f.data, f.len, service, resource, &scope);
+    scope_clear(&scope);
+    return ok;
+}
+
+static int resource_spans(Work *w, const uint8_t *data, size_t len) {
+    const uint8_t *res;
+    size_t res_len;
+    if (!check_container(data, len) || !single(data, len, 1, &res, &res_len))
+        return 0;
+    PyObject *resource = resource_attributes(w->lim, res, res_len);
+    if (resource == NULL)
+        return 0;
+    PyObject *service = PyDict_GetItemWithError(resource, g_service_key);
+    if (service == NULL) {
+        PyErr_Clear();
+        service = g_blank;
+    }
+    Py_INCREF(service);
+    Buf b = buf_of(data, len);
+    Field f;
+    int ok = 1;
+    while (ok && next_field(&b, &f) > 0)
+        if (f.number == 2)
+            ok = scope_spans(w, f.data, f.len, service, resource);
+    Py_DECREF(service);
+    Py_DECREF(resource);
+    return ok;
+}
+
+static int read_limits(PyObject *args, Py_buffer *body, Limits *lim) {
+    return PyArg_ParseTuple(args, "y*U(LLLLLLLLL)", body, &lim->tenant, &lim->max_items,
+                            &lim->max_attributes, &lim->max_key, &lim->max_value,
+                            &lim->max_depth, &lim->max_events, &lim->max_links, &lim->latest,
+                            &lim->earliest);
+}
+
+/* traces(body, tenant, limits) -> list of otel_traces rows, or None. */
+static PyObject *fast_traces(PyObject *self, PyObject *args) {
+    Py_buffer body;
+    Limits lim;
+    if (!read_limits(args, &body, &lim))
+        return NULL;
+    Work w = {&lim, PyList_New(0), 0};
+    int ok = w.rows != NULL;
+    Buf b = buf_of(body.buf, (size_t)body.len);
+    Field f;
+    int r = 0;
+    while (ok && (r = next_field(&b, &f)) > 0)
+        if (f.number == 1)
+            ok = f.wt == 2 && resource_spans(&w, f.data, f.len);
+    PyBuffer_Release(&body);
+    if (!ok || r < 0 || (lim.max_items && w.items > lim.max_items)) {
+        PyErr_Clear();
+        Py_XDECREF(w.rows);
+        Py_RETURN_NONE;
+    }
+    return w.rows;
+}
+
+/* ---- module ------------------------------------------------------------------------------ */
+
+static PyObject *configure(PyObject *self, PyObject *args) {
+    PyObject *empty, *wire_pair, *any_value, *event_name, *kinds, *codes;
+    if (!PyArg_ParseTuple(args, "O!OOOO!O!", &PyList_Type, &empty, &wire_pair, &any_value,
+                          &event_name, &PyTuple_Type, &kinds, &PyTuple_Type, &codes))
+        return NULL;
+    if (PyTuple_GET_SIZE(kinds) != 6 || PyTuple_GET_SIZE(codes) != 3) {
+        PyErr_SetString(PyExc_ValueError, "six span kinds and three status codes expected");
+        return NULL;
+    }
+    PyObject *objects[] = {empty, wire_pair, any_value, event_name, kinds, codes};
+    PyObject **slots[] = {&g_empty,       &g_wire_pair,  &g_any_value,
+                          &g_event_name, &g_span_kinds, &g_status_codes};
+    for (int i = 0; i < 6; i++) {
+        Py_INCREF(objects[i]);
+        Py_XSETREF(*slots[i], objects[i]);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *not_configured(PyObject *self, PyObject *args) {
+    PyErr_SetString(PyExc_RuntimeError, "_fastdecode.configure() was not called");
+    return NULL;
+}
+
+static PyObject *dispatch_traces(PyObject *self, PyObject *args) {
+    return g_empty ? fast_traces(self, args) : not_configured(self, args);
+}
+
+static PyMethodDef methods[] = {
+    {"configure", configure, METH_VARARGS,
+     "configure(EMPTY, wire_pair, any_value_of_bytes, log_event_name, SPAN_KINDS, "
+     "STATUS_CODES)"},
+    {"traces", dispatch_traces, METH_VARARGS,
+     "traces(body, tenant, limits) -> otel_traces rows, or None for the Python path"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_fastdecode",
+    "Compiled fast path of limits + decode (receiver.ingest.decode).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__fastdecode(void) {
+    g_true = PyUnicode_InternFromString("true");
+    g_false = PyUnicode_InternFromString("false");
+    g_blank = PyUnicode_InternFromString("");
+    g_service_key = PyUnicode_InternFromString("service.name");
+    g_event_key = PyUnicode_InternFromString("event.name");
+    if (!g_true || !g_false || !g_blank || !g_service_key || !g_event_key)
+        return NULL;
+    return PyModule_Create(&module);
+}
