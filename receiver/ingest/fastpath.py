@@ -41,8 +41,8 @@ def _any_value_of_bytes(raw: bytes) -> str:
 
 
 def _compiled_decoders() -> dict[str, tuple[Callable[..., Any], str]]:
-    """signal -> (compiled decoder, its table), empty when not built or turned off."""
-    if _fastdecode is None or os.environ.get(DECODER_ENV, "").lower() == "python":
+    """signal -> (compiled decoder, its table); empty when the extension is not built."""
+    if _fastdecode is None:
         return {}
     _fastdecode.configure(
         EMPTY, wire_pair, _any_value_of_bytes, log_event_name, SPAN_KINDS, STATUS_CODES
@@ -50,15 +50,17 @@ def _compiled_decoders() -> dict[str, tuple[Callable[..., Any], str]]:
     return {"traces": (_fastdecode.traces, TRACES)}
 
 
-COMPILED_BUILT = _fastdecode is not None
-COMPILED = _compiled_decoders()
+AVAILABLE = _compiled_decoders()
+COMPILED = {} if os.environ.get(DECODER_ENV, "").lower() == "python" else AVAILABLE
 
 
 def decoder_in_use() -> str:
     """For the start-up log: ``compiled (traces)``, or ``python`` and why."""
     if COMPILED:
         return f"compiled ({', '.join(COMPILED)})"
-    return "python" if COMPILED_BUILT else "python (extension not built)"
+    if AVAILABLE:
+        return f"python ({DECODER_ENV}=python)"
+    return "python (extension not built)"
 
 
 def decode_request(signal: str, body: bytes, tenant: str, limits: Limits) -> tuple[Decoded, int]:

@@ -1,0 +1,262 @@
+"""The compiled fast path (receiver.ingest._fastdecode) against the Python path.
+
+Its contract: for any bytes, either None (the Python path then decides) or exactly the rows the
+Python path gives, with nothing rejected or truncated, the same dict item order, the same shared
+objects (one resource dict per resource, the one EMPTY list), and never a crash. Checked on
+every real capture, on mutated captures and on generated requests, under several limits.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf.message import DecodeError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+
+from receiver.config import Settings
+from receiver.ingest import fastpath
+from receiver.ingest.decode import DECODERS, EMPTY
+from receiver.ingest.limits import LimitExceeded, Limits
+
+from .capture_files import FIXTURES, signal_of
+from .decoder_paths import NOT_BUILT
+from .test_fuzz import _request, mutated_captures, raw, requests, texts, values
+
+pytestmark = [
+    pytest.mark.unit,
+    pytest.mark.skipif(not fastpath.AVAILABLE, reason=NOT_BUILT),
+]
+
+CAPTURES = sorted(FIXTURES.glob("*/*.pb"))
+DEFAULTS = Settings()
+# The real captures are older than the default TTL: the window is tested separately.
+RECEIVER_LIMITS = Limits(
+    max_items=DEFAULTS.limits_max_items_per_request,
+    max_attributes=DEFAULTS.limits_max_attributes,
+    max_key_bytes=DEFAULTS.limits_max_attribute_key_bytes,
+    max_value_bytes=DEFAULTS.limits_max_attribute_value_bytes,
+    max_depth=DEFAULTS.limits_max_nesting_depth,
+    max_events=DEFAULTS.limits_max_span_events,
+    max_links=DEFAULTS.limits_max_span_links,
+    max_future_skew=DEFAULTS.limits_max_future_skew,
+)
+TIGHT_LIMITS = Limits(
+    max_items=3,
+    max_attributes=4,
+    max_key_bytes=12,
+    max_value_bytes=24,
+    max_depth=2,
+    max_events=1,
+    max_links=1,
+    max_future_skew=60,
+    max_age_days=1,
+)
+LIMITS = [Limits(), RECEIVER_LIMITS, TIGHT_LIMITS]
+
+
+def compiled(signal: str, body: bytes, tenant: str, limits: Limits) -> list[Any] | None:
+    decoder, _ = fastpath.AVAILABLE[signal]
+    return decoder(body, tenant, limits.compiled_arguments())
+
+
+def python_rows(signal: str, body: bytes, tenant: str, limits: Limits) -> Any:
+    """The Python path's rows, or the exception it raises, or "changed" when limits or
+    decode took anything out or cut anything short."""
+    try:
+        screened = limits.screen(signal, body, tenant)
+        decoded = DECODERS[signal](screened.body, screened.request)
+    except (DecodeError, LimitExceeded) as error:
+        return type(error)
+    if screened.rejected or screened.truncated or decoded.rejected:
+        return "changed"
+    (rows,) = decoded.rows.values() if decoded.rows else ([],)
+    return rows
+
+
+def exact(value: Any) -> Any:
+    """A value with dict item order and list/tuple types made comparable."""
+    if isinstance(value, dict):
+        return ("dict", [(key, exact(item)) for key, item in value.items()])
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, [exact(item) for item in value])
+    return (type(value).__name__, value)
+
+
+def sharing(rows: list[Any]) -> list[list[int]]:
+    """For each column, which earlier row holds the very same dict or list object (shared
+    resource dicts, the one EMPTY list), and which hold EMPTY itself (-1)."""
+    columns: list[list[int]] = []
+    for column in range(len(rows[0]) if rows else 0):
+        seen: dict[int, int] = {}
+        marks = []
+        for index, row in enumerate(rows):
+            value = row[column]
+            if value is EMPTY:
+                marks.append(-1)
+            elif isinstance(value, dict | list):
+                marks.append(seen.setdefault(id(value), index))
+        columns.append(marks)
+    return columns
+
+
+def assert_same_or_declined(signal: str, body: bytes, tenant: str, limits: Limits) -> bool:
+    """True when the fast path answered (and matched), False when it declined."""
+    fast = compiled(signal, body, tenant, limits)
+    if fast is None:
+        return False
+    expected = python_rows(signal, body, tenant, limits)
+    assert isinstance(expected, list), f"fast path answered where Python says {expected}"
+    assert exact(fast) == exact(expected)
+    assert sharing(fast) == sharing(expected)
+    return True
+
+
+@pytest.mark.parametrize("tenant", ["", "acme"])
+@pytest.mark.parametrize(
+    "path",
+    [p for p in CAPTURES if signal_of(p) in fastpath.AVAILABLE],
+    ids=lambda p: p.parent.name + "/" + p.name,
+)
+def test_every_real_capture_is_answered_exactly(path: Path, tenant: str) -> None:
+    for limits in (Limits(), RECEIVER_LIMITS):
+        assert assert_same_or_declined(signal_of(path), path.read_bytes(), tenant, limits), (
+            "the fast path declined a real capture"
+        )
+
+
+def test_the_receiver_uses_the_compiled_decoder_when_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if os.environ.get(fastpath.DECODER_ENV, "").lower() == "python":
+        pytest.skip(f"{fastpath.DECODER_ENV}=python turns the compiled decoder off")
+    assert "traces" in fastpath.COMPILED
+    assert fastpath.decoder_in_use().startswith("compiled")
+    answered = []
+    decoder, table = fastpath.COMPILED["traces"]
+
+    def watched(*args: Any) -> Any:
+        rows = decoder(*args)
+        answered.append(rows is not None)
+        return rows
+
+    monkeypatch.setitem(fastpath.COMPILED, "traces", (watched, table))
+    body = next(p for p in CAPTURES if signal_of(p) == "traces").read_bytes()
+    decoded, size = fastpath.decode_request("traces", body, "", Limits())
+    assert answered == [True] and decoded.row_count > 0 and size == len(body)
+
+
+def test_a_built_extension_that_does_not_load_is_noticed() -> None:
+    built = list((Path(fastpath.__file__).parent).glob("_fastdecode*.so"))
+    assert fastpath.AVAILABLE or not built, f"{built} exists but does not import"
+
+
+# -- generated requests ----------------------------------------------------------------------
+
+NOW = time.time_ns()
+span_ids = st.binary(min_size=8, max_size=8).filter(any)
+trace_ids = st.binary(min_size=16, max_size=16).filter(any)
+near_now = st.one_of(st.just(0), st.integers(NOW - 10**14, NOW + 10**11))
+attributes = st.lists(
+    st.one_of(
+        st.builds(KeyValue, key=texts, value=values),
+        st.builds(
+            KeyValue,
+            key=st.sampled_from(["service.name", "tenant.name", "session.id", "a", "é"]),
+            value=st.one_of(
+                st.text(max_size=30).map(lambda s: AnyValue(string_value=s)),
+                st.integers(-(2**63), 2**63 - 1).map(lambda i: AnyValue(int_value=i)),
+                st.booleans().map(lambda b: AnyValue(bool_value=b)),
+            ),
+        ),
+    ),
+    max_size=6,
+)
+valid_spans = st.builds(
+    Span,
+    trace_id=trace_ids,
+    span_id=span_ids,
+    parent_span_id=st.one_of(st.just(b""), st.just(bytes(8)), span_ids),
+    trace_state=st.text(max_size=10),
+    name=st.text(max_size=20),
+    kind=st.integers(0, 8),
+    start_time_unix_nano=near_now,
+    end_time_unix_nano=near_now,
+    attributes=attributes,
+    events=st.lists(
+        st.builds(
+            Span.Event, time_unix_nano=near_now, name=st.text(max_size=8), attributes=attributes
+        ),
+        max_size=2,
+    ),
+    links=st.lists(
+        st.builds(Span.Link, trace_id=trace_ids, span_id=span_ids, attributes=attributes),
+        max_size=2,
+    ),
+    status=st.builds(Status, code=st.integers(0, 4), message=st.text(max_size=10)),
+)
+valid_traces = st.lists(
+    st.builds(
+        lambda a, scope, s: ResourceSpans(
+            resource={"attributes": a}, scope_spans=[ScopeSpans(scope=scope, spans=s)]
+        ),
+        attributes,
+        st.builds(InstrumentationScope, name=st.text(max_size=8), version=st.text(max_size=4)),
+        st.lists(valid_spans, max_size=4),
+    ),
+    max_size=2,
+).map(lambda r: ("traces", _request("traces", r)))
+
+
+@st.composite
+def cut_or_flipped(draw: st.DrawFn) -> tuple[str, bytes]:
+    signal, body = draw(valid_traces)
+    data = bytearray(body)
+    if data and draw(st.booleans()):
+        index = draw(st.integers(0, len(data) - 1))
+        data[index] ^= 1 << draw(st.integers(0, 7))
+    else:
+        del data[draw(st.integers(0, len(data))) :]
+    return signal, bytes(data)
+
+
+FUZZ = settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")),
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@FUZZ
+@given(
+    case=st.one_of(valid_traces, cut_or_flipped(), mutated_captures(), requests, raw),
+    tenant=st.sampled_from(["", "acme"]),
+    limits=st.sampled_from(LIMITS),
+)
+def test_fuzz_the_fast_path_declines_or_matches_python(
+    case: tuple[str, bytes], tenant: str, limits: Limits
+) -> None:
+    signal, body = case
+    if signal in fastpath.AVAILABLE:
+        assert_same_or_declined(signal, body, tenant, limits)
+
+
+def test_generated_valid_requests_are_mostly_answered() -> None:
+    """The fuzz above would pass with a fast path that always declines: make sure it mostly
+    answers ordinary generated requests."""
+    answered = []
+
+    @settings(max_examples=100, deadline=None, database=None)
+    @given(case=valid_traces)
+    def check(case: tuple[str, bytes]) -> None:
+        answered.append(assert_same_or_declined(*case, "", Limits()))
+
+    check()
+    assert sum(answered) > len(answered) / 2
