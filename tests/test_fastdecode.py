@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from receiver.config import Settings
@@ -168,9 +169,12 @@ attributes = st.lists(
         st.builds(KeyValue, key=texts, value=values),
         st.builds(
             KeyValue,
-            key=st.sampled_from(["service.name", "tenant.name", "session.id", "a", "é"]),
+            key=st.sampled_from(["service.name", "tenant.name", "event.name", "a", "é"]),
             value=st.one_of(
                 st.text(max_size=30).map(lambda s: AnyValue(string_value=s)),
+                st.sampled_from(["user_prompt", "prompt", ""]).map(
+                    lambda s: AnyValue(string_value=s)
+                ),
                 st.integers(-(2**63), 2**63 - 1).map(lambda i: AnyValue(int_value=i)),
                 st.booleans().map(lambda b: AnyValue(bool_value=b)),
             ),
@@ -201,6 +205,7 @@ valid_spans = st.builds(
     ),
     status=st.builds(Status, code=st.integers(0, 4), message=st.text(max_size=10)),
 )
+scopes = st.builds(InstrumentationScope, name=st.text(max_size=8), version=st.text(max_size=4))
 valid_traces = st.lists(
     st.builds(
         lambda a, scope, s: ResourceSpans(
@@ -213,10 +218,45 @@ valid_traces = st.lists(
     max_size=2,
 ).map(lambda r: ("traces", _request("traces", r)))
 
+bodies = st.one_of(
+    values,
+    st.sampled_from(["claude_code.user_prompt", "a prompt", "x.user_prompt y"]).map(
+        lambda s: AnyValue(string_value=s)
+    ),
+)
+valid_records = st.builds(
+    LogRecord,
+    time_unix_nano=near_now,
+    observed_time_unix_nano=near_now,
+    severity_number=st.integers(0, 24),
+    severity_text=st.text(max_size=6),
+    body=bodies,
+    attributes=attributes,
+    flags=st.integers(0, 2**32 - 1),
+    trace_id=st.one_of(st.just(b""), st.just(bytes(16)), trace_ids),
+    span_id=st.one_of(st.just(b""), st.just(bytes(8)), span_ids),
+    event_name=st.sampled_from(["", "event src/x.rs:12", "codex.api_request", "é"]),
+)
+valid_logs = st.lists(
+    st.builds(
+        lambda a, scope, url, records: ResourceLogs(
+            resource={"attributes": a},
+            schema_url=url,
+            scope_logs=[ScopeLogs(scope=scope, log_records=records, schema_url=url)],
+        ),
+        attributes,
+        scopes,
+        st.text(max_size=6),
+        st.lists(valid_records, max_size=4),
+    ),
+    max_size=2,
+).map(lambda r: ("logs", _request("logs", r)))
+valid_requests = st.one_of(valid_traces, valid_logs)
+
 
 @st.composite
 def cut_or_flipped(draw: st.DrawFn) -> tuple[str, bytes]:
-    signal, body = draw(valid_traces)
+    signal, body = draw(valid_requests)
     data = bytearray(body)
     if data and draw(st.booleans()):
         index = draw(st.integers(0, len(data) - 1))
@@ -236,7 +276,7 @@ FUZZ = settings(
 
 @FUZZ
 @given(
-    case=st.one_of(valid_traces, cut_or_flipped(), mutated_captures(), requests, raw),
+    case=st.one_of(valid_requests, cut_or_flipped(), mutated_captures(), requests, raw),
     tenant=st.sampled_from(["", "acme"]),
     limits=st.sampled_from(LIMITS),
 )
@@ -254,7 +294,7 @@ def test_generated_valid_requests_are_mostly_answered() -> None:
     answered = []
 
     @settings(max_examples=100, deadline=None, database=None)
-    @given(case=valid_traces)
+    @given(case=valid_requests)
     def check(case: tuple[str, bytes]) -> None:
         answered.append(assert_same_or_declined(*case, "", Limits()))
 

@@ -12,7 +12,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MAX_WALK_DEPTH 32 /* array/kvlist levels judged here; deeper goes to Python */
+#define MAX_WALK_DEPTH 20 /* array/kvlist levels judged here (deeper: Python), well within
+                           * protobuf's 100 nested messages */
 #define CACHE_SLOTS 8192  /* (key, string) pairs of short scalar KeyValues, direct-mapped */
 #ifndef CACHE_MAX_BYTES
 #define CACHE_MAX_BYTES 256
@@ -120,12 +121,6 @@ static PyObject *text(const uint8_t *data, size_t len) {
     if (s == NULL)
         PyErr_Clear();
     return s;
-}
-
-static int valid_text(const uint8_t *data, size_t len) {
-    PyObject *s = text(data, len);
-    Py_XDECREF(s);
-    return s != NULL;
 }
 
 static PyObject *hex(const uint8_t *data, size_t len) {
@@ -865,76 +860,278 @@ static int single(const uint8_t *data, size_t len, uint32_t number, const uint8_
     return r == 0;
 }
 
-/* Fields of a ResourceX / ScopeX message besides the resource/scope (1) and items (2):
- * schema_url (3), a string. */
-static int check_container(const uint8_t *data, size_t len) {
+/* The schema_url (3) of a ResourceX / ScopeX message, checking that its items field (2) is
+ * length-delimited. New reference; "" when absent. */
+static PyObject *container_url(const uint8_t *data, size_t len) {
     Buf b = buf_of(data, len);
     Field f;
-    int r, urls = 0;
+    int r;
+    const uint8_t *url = (const uint8_t *)"";
+    size_t url_len = 0, urls = 0;
     while ((r = next_field(&b, &f)) > 0) {
         if (f.number == 2 && f.wt != 2)
-            return 0;
-        if (f.number == 3 && (f.wt != 2 || urls++ || !valid_text(f.data, f.len)))
-            return 0;
+            return NULL;
+        if (f.number == 3) {
+            if (f.wt != 2 || urls++)
+                return NULL;
+            url = f.data, url_len = f.len;
+        }
     }
-    return r == 0;
+    return r == 0 ? text(url, url_len) : NULL;
 }
 
-static int scope_spans(Work *w, const uint8_t *data, size_t len, PyObject *service,
-                       PyObject *resource) {
+/* What every row of one resource shares. */
+typedef struct {
+    PyObject *attributes, *service, *url;
+} Resource;
+
+typedef int (*ScopeRows)(Work *w, const uint8_t *data, size_t len, const Resource *resource,
+                         PyObject *url, const Scope *scope);
+
+/* ScopeX: its scope (1), then rows for its items (2). */
+static int scope_walk(Work *w, const uint8_t *data, size_t len, const Resource *resource,
+                      int keep_attributes, ScopeRows rows) {
     const uint8_t *scope_data;
     size_t scope_len;
     Scope scope = {NULL, NULL, NULL};
-    if (!check_container(data, len) || !single(data, len, 1, &scope_data, &scope_len) ||
-        !scope_read(w->lim, scope_data, scope_len, 0, &scope))
-        return 0;
-    Buf b = buf_of(data, len);
-    Field f;
-    int ok = 1;
-    while (ok && next_field(&b, &f) > 0)
-        if (f.number == 2)
-            ok = span_row(w, f.data, f.len, service, resource, &scope);
+    PyObject *url = container_url(data, len);
+    int ok = url != NULL && single(data, len, 1, &scope_data, &scope_len) &&
+             scope_read(w->lim, scope_data, scope_len, keep_attributes, &scope) &&
+             rows(w, data, len, resource, url, &scope);
     scope_clear(&scope);
+    Py_XDECREF(url);
     return ok;
 }
 
-static int resource_spans(Work *w, const uint8_t *data, size_t len) {
+/* ResourceX: its resource (1), then each ScopeX (2). */
+static int resource_walk(Work *w, const uint8_t *data, size_t len, int keep_attributes,
+                         ScopeRows rows) {
     const uint8_t *res;
     size_t res_len;
-    if (!check_container(data, len) || !single(data, len, 1, &res, &res_len))
-        return 0;
-    PyObject *resource = resource_attributes(w->lim, res, res_len);
-    if (resource == NULL)
-        return 0;
-    PyObject *service = PyDict_GetItemWithError(resource, g_service_key);
-    if (service == NULL) {
-        PyErr_Clear();
-        service = g_blank;
+    Resource resource = {NULL, NULL, container_url(data, len)};
+    int ok = resource.url != NULL && single(data, len, 1, &res, &res_len) &&
+             (resource.attributes = resource_attributes(w->lim, res, res_len)) != NULL;
+    if (ok) {
+        resource.service = PyDict_GetItemWithError(resource.attributes, g_service_key);
+        if (resource.service == NULL) {
+            PyErr_Clear();
+            resource.service = g_blank;
+        }
+        Py_INCREF(resource.service);
+        Buf b = buf_of(data, len);
+        Field f;
+        while (ok && next_field(&b, &f) > 0)
+            if (f.number == 2)
+                ok = scope_walk(w, f.data, f.len, &resource, keep_attributes, rows);
     }
-    Py_INCREF(service);
+    Py_XDECREF(resource.attributes);
+    Py_XDECREF(resource.service);
+    Py_XDECREF(resource.url);
+    return ok;
+}
+
+static int span_rows(Work *w, const uint8_t *data, size_t len, const Resource *resource,
+                     PyObject *url, const Scope *scope) {
     Buf b = buf_of(data, len);
     Field f;
     int ok = 1;
     while (ok && next_field(&b, &f) > 0)
         if (f.number == 2)
-            ok = scope_spans(w, f.data, f.len, service, resource);
-    Py_DECREF(service);
-    Py_DECREF(resource);
+            ok = span_row(w, f.data, f.len, resource->service, resource->attributes, scope);
     return ok;
 }
 
-static int read_limits(PyObject *args, Py_buffer *body, Limits *lim) {
-    return PyArg_ParseTuple(args, "y*U(LLLLLLLLL)", body, &lim->tenant, &lim->max_items,
-                            &lim->max_attributes, &lim->max_key, &lim->max_value,
-                            &lim->max_depth, &lim->max_events, &lim->max_links, &lim->latest,
-                            &lim->earliest);
+/* ---- logs -------------------------------------------------------------------------------- */
+
+/* A log body (an AnyValue) as the exporter's string: scalars here, the rest by
+ * any_value_to_str after the limits walk. New reference or NULL (bail). */
+static PyObject *body_text(const Limits *lim, const uint8_t *data, size_t len) {
+    Buf b = buf_of(data, len);
+    Field f, v = {0};
+    int r, fields = 0;
+    while ((r = next_field(&b, &f)) > 0) {
+        fields++;
+        v = f;
+    }
+    if (r < 0)
+        return NULL;
+    if (fields == 0) {
+        Py_INCREF(g_blank);
+        return g_blank;
+    }
+    if (fields == 1 && v.number == 1 && v.wt == 2) {
+        if (lim->max_value && (long long)v.len > lim->max_value)
+            return NULL;
+        return text(v.data, v.len);
+    }
+    if (fields == 1 && v.number == 2 && v.wt == 0) {
+        PyObject *out = v.v ? g_true : g_false;
+        Py_INCREF(out);
+        return out;
+    }
+    if (fields == 1 && v.number == 3 && v.wt == 0) {
+        char digits[24];
+        int n = snprintf(digits, sizeof digits, "%lld", (long long)(int64_t)v.v);
+        PyObject *out = PyUnicode_FromStringAndSize(digits, n);
+        if (out == NULL)
+            PyErr_Clear();
+        return out;
+    }
+    if (!value_within(lim, data, len, 0))
+        return NULL;
+    PyObject *out =
+        PyObject_CallFunction(g_any_value, "y#", (const char *)data, (Py_ssize_t)len);
+    if (out == NULL || !PyUnicode_CheckExact(out)) {
+        PyErr_Clear();
+        Py_XDECREF(out);
+        return NULL;
+    }
+    return out;
 }
 
-/* traces(body, tenant, limits) -> list of otel_traces rows, or None. */
-static PyObject *fast_traces(PyObject *self, PyObject *args) {
+/* decode.log_event_name for a record without event_name (Claude Code); the rest in Python. */
+static PyObject *event_name(PyObject *record_name, PyObject *body, PyObject *attributes) {
+    if (PyUnicode_GET_LENGTH(record_name) > 0)
+        return PyObject_CallFunctionObjArgs(g_event_name, record_name, body, attributes, NULL);
+    PyObject *name = PyDict_GetItemWithError(attributes, g_event_key);
+    if (name == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_INCREF(record_name);
+        return record_name;
+    }
+    Py_ssize_t name_len = PyUnicode_GET_LENGTH(name), body_len = PyUnicode_GET_LENGTH(body);
+    if (name_len == 0) {
+        Py_INCREF(record_name);
+        return record_name;
+    }
+    if (body_len > name_len && PyUnicode_ReadChar(body, body_len - name_len - 1) == '.' &&
+        PyUnicode_Tailmatch(body, name, 0, PY_SSIZE_T_MAX, 1) == 1 &&
+        PyUnicode_FindChar(body, ' ', 0, body_len, 1) == -1) {
+        Py_INCREF(body);
+        return body;
+    }
+    Py_INCREF(name);
+    return name;
+}
+
+enum {
+    L_TIMESTAMP, L_TRACE_ID, L_SPAN_ID, L_FLAGS, L_SEVERITY_TEXT, L_SEVERITY, L_SERVICE, L_BODY,
+    L_RESOURCE_URL, L_RESOURCE, L_SCOPE_URL, L_SCOPE_NAME, L_SCOPE_VERSION, L_SCOPE_ATTRIBUTES,
+    L_ATTRIBUTES, L_EVENT_NAME, LOG_COLUMNS
+};
+
+/* An id column: lower-case hex, "" when absent or all zeros. */
+static PyObject *hex_id(const uint8_t *data, size_t len) {
+    if (len == 0 || all_zero(data, len))
+        return text((const uint8_t *)"", 0);
+    return hex(data, len);
+}
+
+static int log_row(Work *w, const uint8_t *data, size_t len, const Resource *resource,
+                   PyObject *url, const Scope *scope) {
+    static const int wire[] = {-1, 1, 0, 2, -1, 2, 2, 0, 5, 2, 2, 1, 2};
+    const Limits *lim = w->lim;
+    Buf b = buf_of(data, len);
+    Field f;
+    int r;
+    const uint8_t *trace = NULL, *span_id = NULL, *severity_text = NULL, *body = NULL,
+                  *record_name = NULL;
+    size_t trace_len = 0, span_id_len = 0, severity_len = 0, body_len = 0, name_len = 0,
+           attrs = 0;
+    uint64_t time = 0, observed = 0, severity = 0, flags = 0;
+    uint32_t seen = 0;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.number > 12 || f.number == 4)
+            continue;
+        if (f.wt != wire[f.number])
+            return 0;
+        if (f.number != 6) {
+            if (seen & (1u << f.number))
+                return 0;
+            seen |= 1u << f.number;
+        }
+        switch (f.number) {
+        case 1: time = f.v; break;
+        case 2: severity = f.v; break;
+        case 3: severity_text = f.data, severity_len = f.len; break;
+        case 5: body = f.data, body_len = f.len; break;
+        case 6: attrs++; break;
+        case 8: flags = f.v; break;
+        case 9: trace = f.data, trace_len = f.len; break;
+        case 10: span_id = f.data, span_id_len = f.len; break;
+        case 11: observed = f.v; break;
+        case 12: record_name = f.data, name_len = f.len; break;
+        default: break;
+        }
+    }
+    if (r < 0 || (trace_len != 0 && trace_len != 16) || (span_id_len != 0 && span_id_len != 8) ||
+        time > INT64_MAX_U || observed > INT64_MAX_U || severity > INT32_MAX ||
+        !timestamp_in_window(lim, time ? time : observed) || !count_within(lim, attrs))
+        return 0;
+    w->items++;
+    PyObject *row = PyTuple_New(LOG_COLUMNS);
+    if (row == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *shared[] = {resource->service, resource->url,  resource->attributes, url,
+                          scope->name,       scope->version, scope->attributes};
+    int columns[] = {L_SERVICE,    L_RESOURCE_URL,    L_RESOURCE,         L_SCOPE_URL,
+                     L_SCOPE_NAME, L_SCOPE_VERSION, L_SCOPE_ATTRIBUTES};
+    for (int k = 0; k < 7; k++) {
+        Py_INCREF(shared[k]);
+        PyTuple_SET_ITEM(row, columns[k], shared[k]);
+    }
+    PyTuple_SET_ITEM(row, L_TIMESTAMP, PyLong_FromUnsignedLongLong(time ? time : observed));
+    PyTuple_SET_ITEM(row, L_TRACE_ID, hex_id(trace, trace_len));
+    PyTuple_SET_ITEM(row, L_SPAN_ID, hex_id(span_id, span_id_len));
+    PyTuple_SET_ITEM(row, L_FLAGS, PyLong_FromUnsignedLong((unsigned long)(flags & 0xFF)));
+    PyTuple_SET_ITEM(row, L_SEVERITY_TEXT,
+                     text(severity_text ? severity_text : (const uint8_t *)"", severity_len));
+    PyTuple_SET_ITEM(row, L_SEVERITY, PyLong_FromUnsignedLongLong(severity));
+    PyObject *body_value = body_text(lim, body ? body : (const uint8_t *)"", body_len);
+    PyTuple_SET_ITEM(row, L_BODY, body_value);
+    PyObject *attributes_value = attributes(lim, data, len, 6, attrs, 0);
+    PyTuple_SET_ITEM(row, L_ATTRIBUTES, attributes_value);
+    PyObject *name = text(record_name ? record_name : (const uint8_t *)"", name_len);
+    if (name != NULL && body_value != NULL && attributes_value != NULL) {
+        PyTuple_SET_ITEM(row, L_EVENT_NAME, event_name(name, body_value, attributes_value));
+    }
+    Py_XDECREF(name);
+    for (int k = 0; k < LOG_COLUMNS; k++)
+        if (PyTuple_GET_ITEM(row, k) == NULL)
+            goto fail;
+    if (PyList_Append(w->rows, row) < 0)
+        goto fail;
+    Py_DECREF(row);
+    return 1;
+fail:
+    PyErr_Clear();
+    Py_DECREF(row);
+    return 0;
+}
+
+static int log_rows(Work *w, const uint8_t *data, size_t len, const Resource *resource,
+                    PyObject *url, const Scope *scope) {
+    Buf b = buf_of(data, len);
+    Field f;
+    int ok = 1;
+    while (ok && next_field(&b, &f) > 0)
+        if (f.number == 2)
+            ok = log_row(w, f.data, f.len, resource, url, scope);
+    return ok;
+}
+
+/* ---- requests ---------------------------------------------------------------------------- */
+
+/* (body, tenant, limits) -> the rows of the request's one table, or None. */
+static PyObject *decode_request(PyObject *args, int keep_scope_attributes, ScopeRows rows) {
     Py_buffer body;
     Limits lim;
-    if (!read_limits(args, &body, &lim))
+    if (!PyArg_ParseTuple(args, "y*U(LLLLLLLLL)", &body, &lim.tenant, &lim.max_items,
+                          &lim.max_attributes, &lim.max_key, &lim.max_value, &lim.max_depth,
+                          &lim.max_events, &lim.max_links, &lim.latest, &lim.earliest))
         return NULL;
     Work w = {&lim, PyList_New(0), 0};
     int ok = w.rows != NULL;
@@ -943,7 +1140,7 @@ static PyObject *fast_traces(PyObject *self, PyObject *args) {
     int r = 0;
     while (ok && (r = next_field(&b, &f)) > 0)
         if (f.number == 1)
-            ok = f.wt == 2 && resource_spans(&w, f.data, f.len);
+            ok = f.wt == 2 && resource_walk(&w, f.data, f.len, keep_scope_attributes, rows);
     PyBuffer_Release(&body);
     if (!ok || r < 0 || (lim.max_items && w.items > lim.max_items)) {
         PyErr_Clear();
@@ -951,6 +1148,14 @@ static PyObject *fast_traces(PyObject *self, PyObject *args) {
         Py_RETURN_NONE;
     }
     return w.rows;
+}
+
+static PyObject *fast_traces(PyObject *self, PyObject *args) {
+    return decode_request(args, 0, span_rows);
+}
+
+static PyObject *fast_logs(PyObject *self, PyObject *args) {
+    return decode_request(args, 1, log_rows);
 }
 
 /* ---- module ------------------------------------------------------------------------------ */
@@ -983,12 +1188,18 @@ static PyObject *dispatch_traces(PyObject *self, PyObject *args) {
     return g_empty ? fast_traces(self, args) : not_configured(self, args);
 }
 
+static PyObject *dispatch_logs(PyObject *self, PyObject *args) {
+    return g_empty ? fast_logs(self, args) : not_configured(self, args);
+}
+
 static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS,
      "configure(EMPTY, wire_pair, any_value_of_bytes, log_event_name, SPAN_KINDS, "
      "STATUS_CODES)"},
     {"traces", dispatch_traces, METH_VARARGS,
      "traces(body, tenant, limits) -> otel_traces rows, or None for the Python path"},
+    {"logs", dispatch_logs, METH_VARARGS,
+     "logs(body, tenant, limits) -> otel_logs rows, or None for the Python path"},
     {NULL, NULL, 0, NULL},
 };
 

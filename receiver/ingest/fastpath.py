@@ -26,7 +26,7 @@ from receiver.ingest.decode import (
 )
 from receiver.ingest.limits import Limits
 from receiver.ops.selfmetrics import ITEMS_REJECTED
-from receiver.store.tables import TRACES
+from receiver.store.tables import LOGS, TRACES
 
 DECODER_ENV = "OTEL_RECEIVER_DECODER"
 
@@ -47,7 +47,7 @@ def _compiled_decoders() -> dict[str, tuple[Callable[..., Any], str]]:
     _fastdecode.configure(
         EMPTY, wire_pair, _any_value_of_bytes, log_event_name, SPAN_KINDS, STATUS_CODES
     )
-    return {"traces": (_fastdecode.traces, TRACES)}
+    return {"traces": (_fastdecode.traces, TRACES), "logs": (_fastdecode.logs, LOGS)}
 
 
 AVAILABLE = _compiled_decoders()
