@@ -19,6 +19,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+    Exemplar,
+    Gauge,
+    Histogram,
+    HistogramDataPoint,
+    Metric,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from receiver.config import Settings
@@ -28,7 +39,7 @@ from receiver.ingest.limits import LimitExceeded, Limits
 
 from .capture_files import FIXTURES, signal_of
 from .decoder_paths import NOT_BUILT
-from .test_fuzz import _request, mutated_captures, raw, requests, texts, values
+from .test_fuzz import _request, any_values, mutated_captures, raw, requests, texts
 
 pytestmark = [
     pytest.mark.unit,
@@ -62,9 +73,8 @@ TIGHT_LIMITS = Limits(
 LIMITS = [Limits(), RECEIVER_LIMITS, TIGHT_LIMITS]
 
 
-def compiled(signal: str, body: bytes, tenant: str, limits: Limits) -> list[Any] | None:
-    decoder, _ = fastpath.AVAILABLE[signal]
-    return decoder(body, tenant, limits.compiled_arguments())
+def compiled(signal: str, body: bytes, tenant: str, limits: Limits) -> dict[str, Any] | None:
+    return fastpath.AVAILABLE[signal](body, tenant, limits.compiled_arguments())
 
 
 def python_rows(signal: str, body: bytes, tenant: str, limits: Limits) -> Any:
@@ -77,8 +87,7 @@ def python_rows(signal: str, body: bytes, tenant: str, limits: Limits) -> Any:
         return type(error)
     if screened.rejected or screened.truncated or decoded.rejected:
         return "changed"
-    (rows,) = decoded.rows.values() if decoded.rows else ([],)
-    return rows
+    return decoded.rows
 
 
 def exact(value: Any) -> Any:
@@ -113,9 +122,10 @@ def assert_same_or_declined(signal: str, body: bytes, tenant: str, limits: Limit
     if fast is None:
         return False
     expected = python_rows(signal, body, tenant, limits)
-    assert isinstance(expected, list), f"fast path answered where Python says {expected}"
-    assert exact(fast) == exact(expected)
-    assert sharing(fast) == sharing(expected)
+    assert isinstance(expected, dict), f"fast path answered where Python says {expected}"
+    assert exact(fast) == exact(expected)  # tables in the same order too
+    for table, rows in fast.items():
+        assert sharing(rows) == sharing(expected[table])
     return True
 
 
@@ -140,14 +150,14 @@ def test_the_receiver_uses_the_compiled_decoder_when_built(
     assert "traces" in fastpath.COMPILED
     assert fastpath.decoder_in_use().startswith("compiled")
     answered = []
-    decoder, table = fastpath.COMPILED["traces"]
+    decoder = fastpath.COMPILED["traces"]
 
     def watched(*args: Any) -> Any:
-        rows = decoder(*args)
-        answered.append(rows is not None)
-        return rows
+        tables = decoder(*args)
+        answered.append(tables is not None)
+        return tables
 
-    monkeypatch.setitem(fastpath.COMPILED, "traces", (watched, table))
+    monkeypatch.setitem(fastpath.COMPILED, "traces", watched)
     body = next(p for p in CAPTURES if signal_of(p) == "traces").read_bytes()
     decoded, size = fastpath.decode_request("traces", body, "", Limits())
     assert answered == [True] and decoded.row_count > 0 and size == len(body)
@@ -166,7 +176,7 @@ trace_ids = st.binary(min_size=16, max_size=16).filter(any)
 near_now = st.one_of(st.just(0), st.integers(NOW - 10**14, NOW + 10**11))
 attributes = st.lists(
     st.one_of(
-        st.builds(KeyValue, key=texts, value=values),
+        st.builds(KeyValue, key=texts, value=any_values),
         st.builds(
             KeyValue,
             key=st.sampled_from(["service.name", "tenant.name", "event.name", "a", "é"]),
@@ -219,7 +229,7 @@ valid_traces = st.lists(
 ).map(lambda r: ("traces", _request("traces", r)))
 
 bodies = st.one_of(
-    values,
+    any_values,
     st.sampled_from(["claude_code.user_prompt", "a prompt", "x.user_prompt y"]).map(
         lambda s: AnyValue(string_value=s)
     ),
@@ -251,7 +261,89 @@ valid_logs = st.lists(
     ),
     max_size=2,
 ).map(lambda r: ("logs", _request("logs", r)))
-valid_requests = st.one_of(valid_traces, valid_logs)
+exemplars = st.lists(
+    st.builds(
+        Exemplar,
+        filtered_attributes=attributes,
+        time_unix_nano=near_now,
+        as_double=st.floats(),
+        span_id=st.one_of(st.just(b""), span_ids),
+        trace_id=st.one_of(st.just(b""), trace_ids),
+    )
+    | st.builds(Exemplar, as_int=st.integers(-(2**63), 2**63 - 1)),
+    max_size=2,
+)
+number_points = st.lists(
+    st.builds(
+        NumberDataPoint,
+        attributes=attributes,
+        start_time_unix_nano=near_now,
+        time_unix_nano=near_now,
+        as_double=st.floats(),
+        exemplars=exemplars,
+        flags=st.integers(0, 2**32 - 1),
+    )
+    | st.builds(NumberDataPoint, as_int=st.integers(-(2**63), 2**63 - 1), time_unix_nano=near_now),
+    max_size=3,
+)
+histogram_points = st.lists(
+    st.builds(
+        HistogramDataPoint,
+        attributes=attributes,
+        start_time_unix_nano=near_now,
+        time_unix_nano=near_now,
+        count=st.integers(0, 2**64 - 1),
+        sum=st.floats(),
+        bucket_counts=st.lists(st.integers(0, 2**64 - 1), max_size=4),
+        explicit_bounds=st.lists(st.floats(), max_size=3),
+        exemplars=exemplars,
+        min=st.floats(),
+        max=st.floats(),
+    ),
+    max_size=3,
+)
+metrics = st.lists(
+    st.one_of(
+        st.builds(
+            Metric, name=st.text(max_size=8), gauge=st.builds(Gauge, data_points=number_points)
+        ),
+        st.builds(
+            Metric,
+            name=st.text(max_size=8),
+            unit=st.text(max_size=3),
+            sum=st.builds(
+                Sum,
+                data_points=number_points,
+                aggregation_temporality=st.integers(0, 2),
+                is_monotonic=st.booleans(),
+            ),
+        ),
+        st.builds(
+            Metric,
+            description=st.text(max_size=8),
+            histogram=st.builds(
+                Histogram, data_points=histogram_points, aggregation_temporality=st.integers(0, 2)
+            ),
+        ),
+        st.builds(Metric, name=st.text(max_size=8)),  # no data
+    ),
+    max_size=4,
+)
+valid_metrics = st.lists(
+    st.builds(
+        lambda a, scope, url, m: ResourceMetrics(
+            resource={"attributes": a},
+            schema_url=url,
+            scope_metrics=[ScopeMetrics(scope=scope, metrics=m, schema_url=url)],
+        ),
+        attributes,
+        scopes,
+        st.text(max_size=6),
+        metrics,
+    ),
+    max_size=2,
+).map(lambda r: ("metrics", _request("metrics", r)))
+valid_requests = st.one_of(valid_traces, valid_logs, valid_metrics)
 
 
 @st.composite

@@ -28,6 +28,7 @@ static PyObject *g_any_value;    /* bytes -> any_value_to_str(AnyValue.FromStrin
 static PyObject *g_event_name;   /* decode.log_event_name */
 static PyObject *g_span_kinds;   /* decode.SPAN_KINDS */
 static PyObject *g_status_codes; /* decode.STATUS_CODES */
+static PyObject *g_tables;       /* table names, in the order of the T_ enum */
 static PyObject *g_true, *g_false, *g_blank, *g_service_key, *g_event_key;
 
 typedef struct {
@@ -510,9 +511,11 @@ static PyObject *resource_attributes(const Limits *lim, const uint8_t *data, siz
 
 typedef struct {
     PyObject *name, *version, *attributes; /* attributes: NULL unless wanted */
+    PyObject *dropped;                     /* dropped_attributes_count */
 } Scope;
 
 static void scope_clear(Scope *s) {
+    Py_CLEAR(s->dropped);
     Py_CLEAR(s->name);
     Py_CLEAR(s->version);
     Py_CLEAR(s->attributes);
@@ -525,6 +528,7 @@ static int scope_read(const Limits *lim, const uint8_t *data, size_t len, int ke
     int r;
     const uint8_t *name = NULL, *version = NULL;
     size_t name_len = 0, version_len = 0, count = 0;
+    uint64_t dropped = 0;
     unsigned seen = 0;
     while ((r = next_field(&b, &f)) > 0) {
         if (f.number >= 1 && f.number <= 4) {
@@ -540,13 +544,17 @@ static int scope_read(const Limits *lim, const uint8_t *data, size_t len, int ke
             version = f.data, version_len = f.len;
         else if (f.number == 3)
             count++;
+        else if (f.number == 4)
+            dropped = f.v & 0xFFFFFFFFu; /* a uint32 */
     }
     if (r < 0 || !count_within(lim, count))
         return 0;
+    s->dropped = PyLong_FromUnsignedLongLong(dropped);
     s->name = text(name ? name : (const uint8_t *)"", name_len);
     s->version = text(version ? version : (const uint8_t *)"", version_len);
     s->attributes = attributes(lim, data, len, 3, count, 0);
-    if (s->name == NULL || s->version == NULL || s->attributes == NULL) {
+    if (s->dropped == NULL || s->name == NULL || s->version == NULL || s->attributes == NULL) {
+        PyErr_Clear();
         scope_clear(s);
         return 0;
     }
@@ -558,11 +566,37 @@ static int scope_read(const Limits *lim, const uint8_t *data, size_t len, int ke
 /* ---- traces ------------------------------------------------------------------------------ */
 
 /* The item-count check happens at the end (a bail discards everything anyway). */
+static PyObject *new_list(size_t n) {
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    if (list == NULL)
+        PyErr_Clear();
+    return list;
+}
+
+enum { T_TRACES, T_LOGS, T_GAUGE, T_SUM, T_HISTOGRAM, TABLES };
+
 typedef struct {
     const Limits *lim;
-    PyObject *rows;
+    PyObject *lists[TABLES]; /* rows per table */
+    int order[TABLES];       /* tables in the order decode.py first meets them */
+    int tables;
     long long items;
 } Work;
+
+/* The row list of a table (borrowed), made on first use. */
+static PyObject *table_list(Work *w, int table) {
+    if (w->lists[table] == NULL) {
+        if ((w->lists[table] = new_list(0)) == NULL)
+            return NULL;
+        w->order[w->tables++] = table;
+    }
+    return w->lists[table];
+}
+
+static int append_row(Work *w, int table, PyObject *row) {
+    PyObject *list = table_list(w, table);
+    return list != NULL && PyList_Append(list, row) == 0;
+}
 
 static int timestamp_in_window(const Limits *lim, uint64_t ns) {
     if (ns == 0)
@@ -572,13 +606,6 @@ static int timestamp_in_window(const Limits *lim, uint64_t ns) {
     if (lim->latest && (long long)ns > lim->latest)
         return 0;
     return !((long long)ns < lim->earliest);
-}
-
-static PyObject *new_list(size_t n) {
-    PyObject *list = PyList_New((Py_ssize_t)n);
-    if (list == NULL)
-        PyErr_Clear();
-    return list;
 }
 
 /* Span.Event and Span.Link lists: the four (events: three) array columns, or NULL. */
@@ -831,7 +858,7 @@ static int span_row(Work *w, const uint8_t *data, size_t len, PyObject *service,
     for (int k = 0; k < SPAN_COLUMNS; k++)
         if (PyTuple_GET_ITEM(row, k) == NULL)
             goto fail;
-    if (PyList_Append(w->rows, row) < 0)
+    if (!append_row(w, T_TRACES, row))
         goto fail;
     Py_DECREF(row);
     return 1;
@@ -893,7 +920,7 @@ static int scope_walk(Work *w, const uint8_t *data, size_t len, const Resource *
                       int keep_attributes, ScopeRows rows) {
     const uint8_t *scope_data;
     size_t scope_len;
-    Scope scope = {NULL, NULL, NULL};
+    Scope scope = {NULL, NULL, NULL, NULL};
     PyObject *url = container_url(data, len);
     int ok = url != NULL && single(data, len, 1, &scope_data, &scope_len) &&
              scope_read(w->lim, scope_data, scope_len, keep_attributes, &scope) &&
@@ -1102,7 +1129,7 @@ static int log_row(Work *w, const uint8_t *data, size_t len, const Resource *res
     for (int k = 0; k < LOG_COLUMNS; k++)
         if (PyTuple_GET_ITEM(row, k) == NULL)
             goto fail;
-    if (PyList_Append(w->rows, row) < 0)
+    if (!append_row(w, T_LOGS, row))
         goto fail;
     Py_DECREF(row);
     return 1;
@@ -1125,7 +1152,7 @@ static int log_rows(Work *w, const uint8_t *data, size_t len, const Resource *re
 
 /* ---- requests ---------------------------------------------------------------------------- */
 
-/* (body, tenant, limits) -> the rows of the request's one table, or None. */
+/* (body, tenant, limits) -> {table: rows} (tables with rows only), or None. */
 static PyObject *decode_request(PyObject *args, int keep_scope_attributes, ScopeRows rows) {
     Py_buffer body;
     Limits lim;
@@ -1133,8 +1160,8 @@ static PyObject *decode_request(PyObject *args, int keep_scope_attributes, Scope
                           &lim.max_attributes, &lim.max_key, &lim.max_value, &lim.max_depth,
                           &lim.max_events, &lim.max_links, &lim.latest, &lim.earliest))
         return NULL;
-    Work w = {&lim, PyList_New(0), 0};
-    int ok = w.rows != NULL;
+    Work w = {&lim, {NULL}, {0}, 0, 0};
+    int ok = 1;
     Buf b = buf_of(body.buf, (size_t)body.len);
     Field f;
     int r = 0;
@@ -1142,12 +1169,23 @@ static PyObject *decode_request(PyObject *args, int keep_scope_attributes, Scope
         if (f.number == 1)
             ok = f.wt == 2 && resource_walk(&w, f.data, f.len, keep_scope_attributes, rows);
     PyBuffer_Release(&body);
-    if (!ok || r < 0 || (lim.max_items && w.items > lim.max_items)) {
+    PyObject *tables = NULL;
+    if (ok && r == 0 && !(lim.max_items && w.items > lim.max_items)) {
+        tables = PyDict_New();
+        for (int k = 0; tables != NULL && k < w.tables; k++) {
+            PyObject *rows = w.lists[w.order[k]];
+            if (PyList_GET_SIZE(rows) &&
+                PyDict_SetItem(tables, PyTuple_GET_ITEM(g_tables, w.order[k]), rows) < 0)
+                Py_CLEAR(tables);
+        }
+    }
+    for (int k = 0; k < TABLES; k++)
+        Py_XDECREF(w.lists[k]);
+    if (tables == NULL) {
         PyErr_Clear();
-        Py_XDECREF(w.rows);
         Py_RETURN_NONE;
     }
-    return w.rows;
+    return tables;
 }
 
 static PyObject *fast_traces(PyObject *self, PyObject *args) {
@@ -1158,21 +1196,363 @@ static PyObject *fast_logs(PyObject *self, PyObject *args) {
     return decode_request(args, 1, log_rows);
 }
 
+/* ---- metrics (gauge, sum, histogram; the rare exponential histograms and summaries take
+ * the Python path) ------------------------------------------------------------------------ */
+
+static PyObject *float_of_bits(uint64_t bits) {
+    double value;
+    memcpy(&value, &bits, 8);
+    return PyFloat_FromDouble(value);
+}
+
+/* A NumberDataPoint's or Exemplar's value: float(as_int) or as_double (0.0 when neither). */
+typedef struct {
+    int kind; /* 0 none, 1 double, 2 int */
+    uint64_t bits;
+} Number;
+
+static PyObject *number_value(const Number *n) {
+    if (n->kind == 2)
+        return PyFloat_FromDouble((double)(int64_t)n->bits);
+    return float_of_bits(n->kind == 1 ? n->bits : 0);
+}
+
+/* The five Exemplars.* columns of a point's exemplars (field `number`), or NULL slots. */
+static int exemplar_columns(const Limits *lim, const uint8_t *point, size_t point_len,
+                            uint32_t number, size_t count, PyObject *out[5]) {
+    if (count == 0) {
+        for (int k = 0; k < 5; k++) {
+            Py_INCREF(g_empty);
+            out[k] = g_empty;
+        }
+        return 1;
+    }
+    for (int k = 0; k < 5; k++)
+        if ((out[k] = new_list(count)) == NULL)
+            return 0;
+    Buf b = buf_of(point, point_len);
+    Field f;
+    size_t i = 0;
+    while (i < count && next_field(&b, &f) > 0) {
+        if (f.number != number)
+            continue;
+        static const int wire[] = {-1, -1, 1, 1, 2, 2, 1, 2};
+        Buf e = buf_of(f.data, f.len);
+        Field g;
+        int r;
+        const uint8_t *span_id = NULL, *trace = NULL;
+        size_t span_id_len = 0, trace_len = 0, attrs = 0;
+        uint64_t time = 0;
+        Number value = {0, 0};
+        unsigned seen = 0;
+        while ((r = next_field(&e, &g)) > 0) {
+            if (g.number < 2 || g.number > 7)
+                continue;
+            if (g.wt != wire[g.number])
+                return 0;
+            if (g.number != 7) {
+                if (seen & (1u << g.number))
+                    return 0;
+                seen |= 1u << g.number;
+            }
+            switch (g.number) {
+            case 2: time = g.v; break;
+            case 3: case 6:
+                if (value.kind)
+                    return 0; /* both oneof members: left to protobuf */
+                value.kind = g.number == 3 ? 1 : 2, value.bits = g.v;
+                break;
+            case 4: span_id = g.data, span_id_len = g.len; break;
+            case 5: trace = g.data, trace_len = g.len; break;
+            case 7: attrs++; break;
+            default: break;
+            }
+        }
+        if (r < 0 || time > INT64_MAX_U || (trace_len != 0 && trace_len != 16) ||
+            (span_id_len != 0 && span_id_len != 8) || !count_within(lim, attrs))
+            return 0;
+        PyObject *items[5] = {attributes(lim, f.data, f.len, 7, attrs, 0),
+                              PyLong_FromUnsignedLongLong(time), number_value(&value),
+                              hex_id(span_id, span_id_len), hex_id(trace, trace_len)};
+        int ok = items[0] && items[1] && items[2] && items[3] && items[4];
+        for (int k = 0; k < 5; k++) {
+            if (ok)
+                PyList_SET_ITEM(out[k], i, items[k]);
+            else
+                Py_XDECREF(items[k]);
+        }
+        if (!ok)
+            return 0;
+        i++;
+    }
+    return i == count;
+}
+
+/* Packed or not, a repeated fixed64 (ints) or double (floats) field as a new list. */
+static PyObject *fixed64_list(const uint8_t *point, size_t point_len, uint32_t number,
+                              int floats) {
+    PyObject *list = new_list(0);
+    if (list == NULL)
+        return NULL;
+    Buf b = buf_of(point, point_len);
+    Field f;
+    while (next_field(&b, &f) > 0) {
+        if (f.number != number)
+            continue;
+        const uint8_t *p = (const uint8_t *)&f.v;
+        size_t n = 1;
+        if (f.wt == 2) {
+            if (f.len % 8)
+                goto fail;
+            p = f.data, n = f.len / 8;
+        } else if (f.wt != 1) {
+            goto fail;
+        }
+        for (size_t i = 0; i < n; i++) {
+            uint64_t bits;
+            memcpy(&bits, p + 8 * i, 8);
+            PyObject *item = floats ? float_of_bits(bits) : PyLong_FromUnsignedLongLong(bits);
+            if (item == NULL || PyList_Append(list, item) < 0) {
+                Py_XDECREF(item);
+                goto fail;
+            }
+            Py_DECREF(item);
+        }
+    }
+    return list;
+fail:
+    PyErr_Clear();
+    Py_DECREF(list);
+    return NULL;
+}
+
+enum { KIND_GAUGE = 5, KIND_SUM = 7, KIND_HISTOGRAM = 9 };
+#define COMMON_COLUMNS 11
+#define MAX_POINT_COLUMNS (COMMON_COLUMNS + 16) /* a histogram point's row */
+
+/* One data point's row: the metric's common columns, then the point's. */
+static int point_row(Work *w, int kind, const uint8_t *data, size_t len, PyObject **common,
+                     PyObject *temporality, PyObject *monotonic) {
+    /* wire types by field number, NumberDataPoint then HistogramDataPoint (-2: packed or 1) */
+    static const int number_wire[] = {-1, -1, 1, 1, 1, 2, 1, 2, 0};
+    static const int histogram_wire[] = {-1, -1, 1, 1, 1, 1, -2, -2, 2, 2, 0, 1, 1};
+    const int histogram = kind == KIND_HISTOGRAM;
+    const int *wire = histogram ? histogram_wire : number_wire;
+    const uint32_t last = histogram ? 12 : 8;
+    const uint32_t attrs_field = histogram ? 9 : 7, exemplars_field = histogram ? 8 : 5;
+    const Limits *lim = w->lim;
+    Buf b = buf_of(data, len);
+    Field f;
+    int r;
+    uint64_t start = 0, time = 0, flags = 0, count = 0, sum = 0, min = 0, max = 0;
+    Number value = {0, 0};
+    size_t attrs = 0, exemplars = 0;
+    uint32_t seen = 0;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.number < 2 || f.number > last)
+            continue;
+        if (wire[f.number] == -2 ? (f.wt != 1 && f.wt != 2) : f.wt != wire[f.number])
+            return 0;
+        if (f.number == attrs_field) {
+            attrs++;
+            continue;
+        }
+        if (f.number == exemplars_field) {
+            exemplars++;
+            continue;
+        }
+        if (wire[f.number] == -2)
+            continue;
+        if (seen & (1u << f.number))
+            return 0;
+        seen |= 1u << f.number;
+        switch (histogram ? f.number + 100 : f.number) {
+        case 2: case 102: start = f.v; break;
+        case 3: case 103: time = f.v; break;
+        case 4: case 6:
+            if (value.kind)
+                return 0;
+            value.kind = f.number == 4 ? 1 : 2, value.bits = f.v;
+            break;
+        case 8: case 110: flags = f.v; break;
+        case 104: count = f.v; break;
+        case 105: sum = f.v; break;
+        case 111: min = f.v; break;
+        case 112: max = f.v; break;
+        default: break;
+        }
+    }
+    if (r < 0 || start > INT64_MAX_U || time > INT64_MAX_U || flags > UINT32_MAX ||
+        !timestamp_in_window(lim, time) || !count_within(lim, attrs))
+        return 0;
+    w->items++;
+    /* The cells are filled in a local array and only then moved into a tuple of their number,
+     * so a miscounted layout cannot write past a tuple. */
+    PyObject *cells[MAX_POINT_COLUMNS];
+    int c = 0;
+    for (int k = 0; k < COMMON_COLUMNS; k++) {
+        Py_INCREF(common[k]);
+        cells[c++] = common[k];
+    }
+    cells[c++] = attributes(lim, data, len, attrs_field, attrs, 0);
+    cells[c++] = PyLong_FromUnsignedLongLong(start);
+    cells[c++] = PyLong_FromUnsignedLongLong(time);
+    PyObject *exemplar[5] = {NULL, NULL, NULL, NULL, NULL};
+    int ok = exemplar_columns(lim, data, len, exemplars_field, exemplars, exemplar);
+    if (histogram) {
+        cells[c++] = PyLong_FromUnsignedLongLong(count);
+        cells[c++] = float_of_bits(sum);
+        cells[c++] = fixed64_list(data, len, 6, 0); /* BucketCounts */
+        cells[c++] = fixed64_list(data, len, 7, 1); /* ExplicitBounds */
+    } else {
+        cells[c++] = number_value(&value);
+        cells[c++] = PyLong_FromUnsignedLongLong(flags);
+    }
+    for (int k = 0; k < 5; k++)
+        cells[c++] = exemplar[k];
+    if (histogram) {
+        cells[c++] = PyLong_FromUnsignedLongLong(flags);
+        cells[c++] = float_of_bits(min);
+        cells[c++] = float_of_bits(max);
+        Py_INCREF(temporality);
+        cells[c++] = temporality;
+    } else if (kind == KIND_SUM) {
+        Py_INCREF(temporality);
+        Py_INCREF(monotonic);
+        cells[c++] = temporality;
+        cells[c++] = monotonic;
+    }
+    PyObject *row = PyTuple_New(c);
+    for (int k = 0; k < c; k++) {
+        ok = ok && cells[k] != NULL;
+        if (row != NULL)
+            PyTuple_SET_ITEM(row, k, cells[k]);
+        else
+            Py_XDECREF(cells[k]);
+    }
+    int table = histogram ? T_HISTOGRAM : kind == KIND_SUM ? T_SUM : T_GAUGE;
+    if (row == NULL || !ok || !append_row(w, table, row)) {
+        PyErr_Clear();
+        Py_XDECREF(row);
+        return 0;
+    }
+    Py_DECREF(row);
+    return 1;
+}
+
+/* Metric: name (1), description (2), unit (3), one of gauge (5), sum (7), histogram (9). */
+static int metric_rows(Work *w, const uint8_t *data, size_t len, PyObject **common) {
+    Buf b = buf_of(data, len);
+    Field f;
+    int r, kind = 0;
+    const uint8_t *texts[4] = {NULL, NULL, NULL, NULL}, *body = NULL;
+    size_t lens[4] = {0, 0, 0, 0}, body_len = 0;
+    unsigned seen = 0;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.number > 12 || f.number == 4 || f.number == 6 || f.number == 8)
+            continue;
+        if (f.wt != 2 || f.number == 10 || f.number == 11)
+            return 0; /* exponential histograms and summaries: the Python path */
+        if (f.number == 12)
+            continue; /* metadata: bytes in the wire twin, not read */
+        if (f.number <= 3) {
+            if (seen & (1u << f.number))
+                return 0;
+            seen |= 1u << f.number;
+            texts[f.number] = f.data, lens[f.number] = f.len;
+        } else {
+            if (kind)
+                return 0;
+            kind = (int)f.number, body = f.data, body_len = f.len;
+        }
+    }
+    if (r < 0)
+        return 0;
+    for (int k = 1; k <= 3; k++)
+        if ((common[7 + k] = text(texts[k] ? texts[k] : (const uint8_t *)"", lens[k])) == NULL)
+            return 0;
+    if (!kind)
+        return 1; /* no data: no rows, and no table either */
+    if (!table_list(w, kind == KIND_HISTOGRAM ? T_HISTOGRAM : kind == KIND_SUM ? T_SUM : T_GAUGE))
+        return 0;
+    /* Gauge: points (1). Sum: points (1), temporality (2), monotonic (3). Histogram: (1), (2). */
+    uint64_t temporality = 0, monotonic = 0;
+    seen = 0;
+    b = buf_of(body, body_len);
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.number == 1) {
+            if (f.wt != 2)
+                return 0;
+        } else if ((f.number == 2 && kind != KIND_GAUGE) || (f.number == 3 && kind == KIND_SUM)) {
+            if (f.wt != 0 || (seen & (1u << f.number)))
+                return 0;
+            seen |= 1u << f.number;
+            if (f.number == 2)
+                temporality = f.v;
+            else
+                monotonic = f.v;
+        }
+    }
+    if (r < 0 || temporality > INT32_MAX)
+        return 0;
+    PyObject *temporality_value = PyLong_FromUnsignedLongLong(temporality);
+    if (temporality_value == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int ok = 1;
+    b = buf_of(body, body_len);
+    while (ok && next_field(&b, &f) > 0)
+        if (f.number == 1)
+            ok = point_row(w, kind, f.data, f.len, common, temporality_value,
+                           monotonic ? Py_True : Py_False);
+    Py_DECREF(temporality_value);
+    return ok;
+}
+
+static int metrics_rows(Work *w, const uint8_t *data, size_t len, const Resource *resource,
+                        PyObject *url, const Scope *scope) {
+    /* ResourceAttributes, ResourceSchemaUrl, ScopeName, ScopeVersion, ScopeAttributes,
+     * ScopeDroppedAttrCount, ScopeSchemaUrl, ServiceName, then per metric its name,
+     * description and unit. */
+    PyObject *common[COMMON_COLUMNS] = {resource->attributes, resource->url, scope->name,
+                                        scope->version, scope->attributes, scope->dropped, url,
+                                        resource->service, NULL, NULL, NULL};
+    Buf b = buf_of(data, len);
+    Field f;
+    int ok = 1;
+    while (ok && next_field(&b, &f) > 0) {
+        if (f.number != 2)
+            continue;
+        ok = metric_rows(w, f.data, f.len, common);
+        for (int k = 8; k < COMMON_COLUMNS; k++)
+            Py_CLEAR(common[k]);
+    }
+    return ok;
+}
+
+static PyObject *fast_metrics(PyObject *self, PyObject *args) {
+    return decode_request(args, 1, metrics_rows);
+}
+
 /* ---- module ------------------------------------------------------------------------------ */
 
 static PyObject *configure(PyObject *self, PyObject *args) {
-    PyObject *empty, *wire_pair, *any_value, *event_name, *kinds, *codes;
-    if (!PyArg_ParseTuple(args, "O!OOOO!O!", &PyList_Type, &empty, &wire_pair, &any_value,
-                          &event_name, &PyTuple_Type, &kinds, &PyTuple_Type, &codes))
+    PyObject *empty, *wire_pair, *any_value, *event_name, *kinds, *codes, *tables;
+    if (!PyArg_ParseTuple(args, "O!OOOO!O!O!", &PyList_Type, &empty, &wire_pair, &any_value,
+                          &event_name, &PyTuple_Type, &kinds, &PyTuple_Type, &codes,
+                          &PyTuple_Type, &tables))
         return NULL;
-    if (PyTuple_GET_SIZE(kinds) != 6 || PyTuple_GET_SIZE(codes) != 3) {
-        PyErr_SetString(PyExc_ValueError, "six span kinds and three status codes expected");
+    if (PyTuple_GET_SIZE(kinds) != 6 || PyTuple_GET_SIZE(codes) != 3 ||
+        PyTuple_GET_SIZE(tables) != TABLES) {
+        PyErr_SetString(PyExc_ValueError,
+                        "six span kinds, three status codes and five tables expected");
         return NULL;
     }
-    PyObject *objects[] = {empty, wire_pair, any_value, event_name, kinds, codes};
-    PyObject **slots[] = {&g_empty,       &g_wire_pair,  &g_any_value,
-                          &g_event_name, &g_span_kinds, &g_status_codes};
-    for (int i = 0; i < 6; i++) {
+    PyObject *objects[] = {empty, wire_pair, any_value, event_name, kinds, codes, tables};
+    PyObject **slots[] = {&g_empty,      &g_wire_pair,    &g_any_value, &g_event_name,
+                          &g_span_kinds, &g_status_codes, &g_tables};
+    for (int i = 0; i < 7; i++) {
         Py_INCREF(objects[i]);
         Py_XSETREF(*slots[i], objects[i]);
     }
@@ -1192,14 +1572,20 @@ static PyObject *dispatch_logs(PyObject *self, PyObject *args) {
     return g_empty ? fast_logs(self, args) : not_configured(self, args);
 }
 
+static PyObject *dispatch_metrics(PyObject *self, PyObject *args) {
+    return g_empty ? fast_metrics(self, args) : not_configured(self, args);
+}
+
 static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS,
      "configure(EMPTY, wire_pair, any_value_of_bytes, log_event_name, SPAN_KINDS, "
-     "STATUS_CODES)"},
+     "STATUS_CODES, (traces, logs, gauge, sum, histogram table names))"},
     {"traces", dispatch_traces, METH_VARARGS,
-     "traces(body, tenant, limits) -> otel_traces rows, or None for the Python path"},
+     "traces(body, tenant, limits) -> {otel_traces: rows}, or None for the Python path"},
     {"logs", dispatch_logs, METH_VARARGS,
-     "logs(body, tenant, limits) -> otel_logs rows, or None for the Python path"},
+     "logs(body, tenant, limits) -> {otel_logs: rows}, or None for the Python path"},
+    {"metrics", dispatch_metrics, METH_VARARGS,
+     "metrics(body, tenant, limits) -> {otel_metrics_*: rows}, or None for the Python path"},
     {NULL, NULL, 0, NULL},
 };
 

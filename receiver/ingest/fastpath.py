@@ -4,7 +4,8 @@ in Python. ``decode_request`` is the one entry point (the pipeline's and the tes
 The compiled fast path (``receiver.ingest._fastdecode``, built at install when a C compiler is
 there; see ``receiver.ingest.decode``) answers only requests that no limit touches and that
 hold only valid items, and says None for anything else, which then takes the Python path on the
-same bytes. ``OTEL_RECEIVER_DECODER=python`` turns it off.
+same bytes. ``OTEL_RECEIVER_DECODER=python`` turns it off. It reads traces, logs, and gauge, sum
+and histogram metrics (exponential histograms and summaries take the Python path).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from receiver.ingest.decode import (
 )
 from receiver.ingest.limits import Limits
 from receiver.ops.selfmetrics import ITEMS_REJECTED
-from receiver.store.tables import LOGS, TRACES
+from receiver.store.tables import LOGS, METRICS_GAUGE, METRICS_HISTOGRAM, METRICS_SUM, TRACES
 
 DECODER_ENV = "OTEL_RECEIVER_DECODER"
 
@@ -40,14 +41,24 @@ def _any_value_of_bytes(raw: bytes) -> str:
     return any_value_to_str(AnyValue.FromString(raw))
 
 
-def _compiled_decoders() -> dict[str, tuple[Callable[..., Any], str]]:
-    """signal -> (compiled decoder, its table); empty when the extension is not built."""
+def _compiled_decoders() -> dict[str, Callable[..., Any]]:
+    """signal -> compiled decoder; empty when the extension is not built."""
     if _fastdecode is None:
         return {}
     _fastdecode.configure(
-        EMPTY, wire_pair, _any_value_of_bytes, log_event_name, SPAN_KINDS, STATUS_CODES
+        EMPTY,
+        wire_pair,
+        _any_value_of_bytes,
+        log_event_name,
+        SPAN_KINDS,
+        STATUS_CODES,
+        (TRACES, LOGS, METRICS_GAUGE, METRICS_SUM, METRICS_HISTOGRAM),
     )
-    return {"traces": (_fastdecode.traces, TRACES), "logs": (_fastdecode.logs, LOGS)}
+    return {
+        "traces": _fastdecode.traces,
+        "logs": _fastdecode.logs,
+        "metrics": _fastdecode.metrics,
+    }
 
 
 AVAILABLE = _compiled_decoders()
@@ -72,13 +83,9 @@ def decode_request(signal: str, body: bytes, tenant: str, limits: Limits) -> tup
     """
     compiled = COMPILED.get(signal)
     if compiled is not None:
-        decoder, table = compiled
-        rows = decoder(body, tenant, limits.compiled_arguments())
-        if rows is not None:
-            decoded = Decoded()
-            if rows:
-                decoded.rows[table] = rows
-            return decoded, len(body)
+        tables = compiled(body, tenant, limits.compiled_arguments())
+        if tables is not None:
+            return Decoded(rows=tables), len(body)
     screened = limits.screen(signal, body, tenant)
     decoded = DECODERS[signal](screened.body, screened.request)
     if decoded.rejected:
