@@ -9,6 +9,7 @@ every real capture, on mutated captures and on generated requests, under several
 from __future__ import annotations
 
 import os
+import struct
 import time
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,10 @@ def python_rows(signal: str, body: bytes, tenant: str, limits: Limits) -> Any:
 
 
 def exact(value: Any) -> Any:
-    """A value with dict item order and list/tuple types made comparable."""
+    """A value with dict item order, list/tuple types and float bits (NaN, -0.0) made
+    comparable."""
+    if isinstance(value, float):
+        return ("float", struct.pack("<d", value))
     if isinstance(value, dict):
         return ("dict", [(key, exact(item)) for key, item in value.items()])
     if isinstance(value, list | tuple):
