@@ -396,3 +396,147 @@ def test_generated_valid_requests_are_mostly_answered() -> None:
 
     check()
     assert sum(answered) > len(answered) / 2
+
+
+# -- each limit, about to act, sends the request to the Python path ------------------------
+
+
+def _kv(key: str, value: AnyValue) -> KeyValue:
+    """A KeyValue whose bytes are new to the compiled decoder's pair cache: its key gets a
+    random tail, so the cold path is tested first, then the cached one."""
+    return KeyValue(key=key + os.urandom(4).hex(), value=value)
+
+
+def _nested(depth: int, bottom: str = "bottom") -> AnyValue:
+    value = AnyValue(string_value=bottom)
+    for _ in range(depth):
+        value = AnyValue(array_value={"values": [value]})
+    return value
+
+
+def _span(**fields: Any) -> Span:
+    base: dict[str, Any] = {
+        "trace_id": b"\x01" * 16,
+        "span_id": b"\x02" * 8,
+        "start_time_unix_nano": NOW,
+        "end_time_unix_nano": NOW + 1,
+    }
+    return Span(**{**base, **fields})
+
+
+def _traces(*spans: Span, resource: list[KeyValue] = ()) -> bytes:
+    return _request(
+        "traces",
+        [ResourceSpans(resource={"attributes": resource}, scope_spans=[ScopeSpans(spans=spans)])],
+    )
+
+
+DAY_NS = 86_400 * 10**9
+OVER_A_LIMIT = {
+    "items": (Limits(max_items=1), "traces", _traces(_span(), _span())),
+    "attributes": (
+        Limits(max_attributes=2),
+        "traces",
+        _traces(_span(attributes=[_kv(k, AnyValue(int_value=1)) for k in "abc"])),
+    ),
+    "resource attributes": (
+        Limits(max_attributes=1),
+        "traces",
+        _traces(_span(), resource=[_kv(k, AnyValue(int_value=1)) for k in "ab"]),
+    ),
+    "key bytes": (
+        Limits(max_key_bytes=10),
+        "traces",
+        _traces(_span(attributes=[_kv("k" * 3, AnyValue(string_value="v"))])),
+    ),
+    "string value bytes": (
+        Limits(max_value_bytes=20),
+        "traces",
+        _traces(_span(attributes=[_kv("k", AnyValue(string_value="é" * 11))])),
+    ),
+    "bytes value bytes": (
+        Limits(max_value_bytes=20),
+        "traces",
+        _traces(_span(attributes=[_kv("k", AnyValue(bytes_value=b"x" * 21))])),
+    ),
+    "nested string bytes": (
+        Limits(max_value_bytes=20),
+        "traces",
+        _traces(_span(attributes=[_kv("k", _nested(1, "y" * 21))])),
+    ),
+    "nesting depth": (
+        Limits(max_depth=2),
+        "traces",
+        _traces(_span(attributes=[_kv("k", _nested(3))])),
+    ),
+    "events": (
+        Limits(max_events=1),
+        "traces",
+        _traces(_span(events=[Span.Event(time_unix_nano=NOW)] * 2)),
+    ),
+    "links": (
+        Limits(max_links=1),
+        "traces",
+        _traces(_span(links=[Span.Link(trace_id=b"\x01" * 16, span_id=b"\x02" * 8)] * 2)),
+    ),
+    "future": (
+        Limits(max_future_skew=60),
+        "traces",
+        _traces(_span(start_time_unix_nano=NOW + DAY_NS)),
+    ),
+    "ttl": (
+        Limits(max_age_days=1),
+        "traces",
+        _traces(_span(start_time_unix_nano=NOW - 2 * DAY_NS)),
+    ),
+    "log body": (
+        Limits(max_value_bytes=20),
+        "logs",
+        _request(
+            "logs",
+            [
+                ResourceLogs(
+                    scope_logs=[
+                        ScopeLogs(
+                            log_records=[
+                                LogRecord(time_unix_nano=NOW, body=AnyValue(string_value="b" * 21))
+                            ]
+                        )
+                    ]
+                )
+            ],
+        ),
+    ),
+    "metric point time": (
+        Limits(max_future_skew=60),
+        "metrics",
+        _request(
+            "metrics",
+            [
+                ResourceMetrics(
+                    scope_metrics=[
+                        ScopeMetrics(
+                            metrics=[
+                                Metric(
+                                    name="g",
+                                    gauge=Gauge(
+                                        data_points=[NumberDataPoint(time_unix_nano=NOW + DAY_NS)]
+                                    ),
+                                )
+                            ]
+                        )
+                    ]
+                )
+            ],
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(OVER_A_LIMIT))
+def test_a_limit_about_to_act_sends_the_request_to_python(name: str) -> None:
+    limits, signal, body = OVER_A_LIMIT[name]
+    assert compiled(signal, body, "", limits) is None
+    assert compiled(signal, body, "", limits) is None  # again, with its attributes cached
+    assert compiled(signal, body, "", Limits()) is not None  # ordinary without the limit
+    assert not isinstance(python_rows(signal, body, "", limits), dict)  # the limit acts
