@@ -593,8 +593,12 @@ static PyObject *table_list(Work *w, int table) {
     return w->lists[table];
 }
 
+/* Rows leave the garbage collector's tracking: a row holds strings, ints, floats, dicts of
+ * strings and lists of those (or EMPTY), so no reference cycle can pass through it, and rows
+ * wait about a second in batches, where every collection would walk them again. */
 static int append_row(Work *w, int table, PyObject *row) {
     PyObject *list = table_list(w, table);
+    PyObject_GC_UnTrack(row);
     return list != NULL && PyList_Append(list, row) == 0;
 }
 
