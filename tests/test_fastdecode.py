@@ -540,3 +540,23 @@ def test_a_limit_about_to_act_sends_the_request_to_python(name: str) -> None:
     assert compiled(signal, body, "", limits) is None  # again, with its attributes cached
     assert compiled(signal, body, "", Limits()) is not None  # ordinary without the limit
     assert not isinstance(python_rows(signal, body, "", limits), dict)  # the limit acts
+
+
+def test_the_processors_give_the_same_rows_from_either_decoder() -> None:
+    """Redaction and stitching over compiled rows (shared, untracked by the collector) give
+    what they give over the Python path's, and leave the decoder's values unchanged."""
+    from receiver.processors.redact.engine import Redactor
+    from receiver.processors.stitch import stitch
+
+    redactor = Redactor(drop=("user.email",), hash=("session.id",), hash_key=b"k" * 32)
+    for path in CAPTURES:
+        signal, body = signal_of(path), path.read_bytes()
+        fast = fastpath.decode_request(signal, body, "acme", Limits())[0]
+        python = DECODERS[signal](Limits().screen(signal, body, "acme").body)
+        before = exact(fast.rows)
+        kept = {table: list(rows) for table, rows in fast.rows.items()}
+        for decoded in (fast, python):
+            redactor.process(decoded)
+            stitch(decoded)
+        assert exact(fast.rows) == exact(python.rows), path
+        assert exact(kept) == before, path  # values shared with the cache are untouched
