@@ -479,7 +479,7 @@ done:
     return dict;
 }
 
-/* Count field `number` in a message and check the count against max_attributes. */
+/* An attribute list's length against max_attributes. */
 static int count_within(const Limits *lim, size_t count) {
     return !(lim->max_attributes && (long long)count > lim->max_attributes);
 }
@@ -563,9 +563,8 @@ static int scope_read(const Limits *lim, const uint8_t *data, size_t len, int ke
     return 1;
 }
 
-/* ---- traces ------------------------------------------------------------------------------ */
+/* ---- rows ---------------------------------------------------------------------------------- */
 
-/* The item-count check happens at the end (a bail discards everything anyway). */
 static PyObject *new_list(size_t n) {
     PyObject *list = PyList_New((Py_ssize_t)n);
     if (list == NULL)
@@ -575,6 +574,7 @@ static PyObject *new_list(size_t n) {
 
 enum { T_TRACES, T_LOGS, T_GAUGE, T_SUM, T_HISTOGRAM, TABLES };
 
+/* One request's pass. The item count is checked at the end (a bail discards everything). */
 typedef struct {
     const Limits *lim;
     PyObject *lists[TABLES]; /* rows per table */
@@ -602,6 +602,7 @@ static int append_row(Work *w, int table, PyObject *row) {
     return list != NULL && PyList_Append(list, row) == 0;
 }
 
+/* limits.py's timestamp window (0: unset, left to decode). */
 static int timestamp_in_window(const Limits *lim, uint64_t ns) {
     if (ns == 0)
         return 1;
@@ -611,6 +612,8 @@ static int timestamp_in_window(const Limits *lim, uint64_t ns) {
         return 0;
     return !((long long)ns < lim->earliest);
 }
+
+/* ---- traces ------------------------------------------------------------------------------ */
 
 /* Span.Event and Span.Link lists: the four (events: three) array columns, or NULL. */
 static int span_events(const Limits *lim, const uint8_t *span, size_t span_len, size_t count,
@@ -814,7 +817,8 @@ static int span_row(Work *w, const uint8_t *data, size_t len, PyObject *service,
     PyTuple_SET_ITEM(row, S_TRACE_ID, hex(trace, 16));
     PyTuple_SET_ITEM(row, S_SPAN_ID, hex(span_id, 8));
     PyTuple_SET_ITEM(row, S_PARENT,
-                     parent_len && !all_zero(parent, 8) ? hex(parent, 8) : text((const uint8_t *)"", 0));
+                     parent_len && !all_zero(parent, 8) ? hex(parent, 8)
+                                                        : text((const uint8_t *)"", 0));
     PyTuple_SET_ITEM(row, S_STATE, text(state ? state : (const uint8_t *)"", state_len));
     PyTuple_SET_ITEM(row, S_NAME, text(name ? name : (const uint8_t *)"", name_len));
     PyObject *kind_text = PyTuple_GET_ITEM(g_span_kinds, kind < 6 ? (Py_ssize_t)kind : 0);
