@@ -7,7 +7,10 @@ time for the insert (clickhouse-connect's compiled codec works in threads of its
 of ``--passes``. The insert goes to an embedded ClickHouse in a temporary directory, in
 batches of ``--batch-rows``, with ``--codec`` (``rust`` needs ``clickhouse-connect[rust]``).
 In-process figures are lower than inside the receiver (no gRPC, asyncio or batches waiting):
-compare them with each other. Results: docs/BENCHMARKS.md.
+compare them with each other. ``limits+decode`` is the two as the receiver runs them: the
+compiled fast path where it is built (``receiver.ingest.fastpath``), timed first so that no
+other stage's rows are alive; ``limits`` and ``decode`` are the Python path's. Results:
+docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import clickhouse_connect.common
 from otlp_bench.bench import DEFAULT_FIXTURES, build_pool, load_captures
 from receiver.config import Settings
 from receiver.ingest.decode import DECODERS, Decoded
+from receiver.ingest.fastpath import decode_request, decoder_in_use
 from receiver.ingest.limits import Limits
 from receiver.processors.redact.engine import Redactor
 from receiver.processors.stitch import stitch
@@ -33,7 +37,9 @@ from receiver.store.schema import apply_schema
 from receiver.store.sink import ClickHouseSink, connect
 from receiver.store.tables import TABLE_COLUMNS
 
-STAGES = ("limits", "decode", "redact", "stitch", "insert")
+# "limits+decode": as the receiver runs them (the compiled fast path where built,
+# receiver.ingest.fastpath); "limits" and "decode" are the Python path's, for comparison.
+STAGES = ("limits", "decode", "limits+decode", "redact", "stitch", "insert")
 
 
 def _decode_all(pool: list[Any], screened: list[Any]) -> list[Decoded]:
@@ -73,6 +79,10 @@ def measure(
         gc.freeze()  # as the daemon does once serving
         for n in range(passes):
             redactor = Redactor.from_settings(settings)
+            start = time.thread_time()  # first, so no other stage's rows are alive
+            fast = [decode_request(r.signal, r.body, "", limits) for r in pool]
+            seconds["limits+decode"].append(time.thread_time() - start)
+            del fast
             start = time.thread_time()
             screened = [limits.screen(request.signal, request.body, "") for request in pool]
             seconds["limits"].append(time.thread_time() - start)
@@ -112,7 +122,8 @@ def main() -> None:  # pragma: no cover - a benchmark
     items, per_item = measure(signals, args.copies, args.passes, args.batch_rows, args.codec)
     print(
         f"{'+'.join(signals)}: {items} items, batches of {args.batch_rows} rows, "
-        f"{args.codec} codec; CPU µs per item (best of {args.passes}): "
+        f"{args.codec} codec, {decoder_in_use()} decoder; CPU µs per item "
+        f"(best of {args.passes}): "
         + ", ".join(f"{stage} {value:.2f}" for stage, value in per_item.items())
     )
 

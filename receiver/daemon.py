@@ -24,6 +24,7 @@ from receiver.delivery.spool import Spool
 from receiver.ingest import tls
 from receiver.ingest.admission import INFLIGHT_BYTES, INFLIGHT_REQUESTS, Admission
 from receiver.ingest.auth import Authenticator, check_exposure, load_tokens
+from receiver.ingest.fastpath import decoder_in_use
 from receiver.ingest.grpc_frontend import GrpcFrontEnd
 from receiver.ingest.http_frontend import HttpFrontEnd
 from receiver.ingest.limits import Limits
@@ -247,6 +248,7 @@ class Receiver:
             auth_tokens=len(tokens),
             spool_dir=str(s.spool_dir),
             alert_rules=len(s.alerts),
+            decoder=decoder_in_use(),
         )
 
     async def stop(self) -> None:

@@ -17,12 +17,26 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from receiver.ingest.decode import MAX_TIMESTAMP_NS, decode_logs, decode_metrics, decode_traces
+from receiver.ingest.decode import MAX_TIMESTAMP_NS, Decoded
 from receiver.store.tables import TABLE_COLUMNS
 
 from .capture_files import FIXTURES, signal_of
+from .decoder_paths import decode, decoder_path  # noqa: F401 (autouse: each test on both paths)
 
 pytestmark = pytest.mark.unit
+
+
+def decode_traces(body: bytes) -> Decoded:
+    return decode("traces", body)
+
+
+def decode_logs(body: bytes) -> Decoded:
+    return decode("logs", body)
+
+
+def decode_metrics(body: bytes) -> Decoded:
+    return decode("metrics", body)
+
 
 TRACE_ID = bytes(range(1, 17))
 SPAN_ID = bytes(range(1, 9))

@@ -15,6 +15,7 @@ from receiver.ingest.decode import DECODERS, WIRE_REQUESTS
 from receiver.ingest.limits import Limits
 
 from .capture_files import FIXTURES, signal_of
+from .decoder_paths import decode, decoder_path  # noqa: F401 (autouse: each test on both paths)
 from .test_security import trace_request
 
 pytestmark = pytest.mark.unit
@@ -34,8 +35,7 @@ def _with_raw_resource_attributes(raws: list[bytes], spans: int = 1) -> bytes:
 
 
 def _resource_attributes(body: bytes, limits: Limits, tenant: str = "") -> dict[str, str]:
-    screened = limits.screen("traces", body, tenant)
-    decoded = DECODERS["traces"](screened.body, screened.request)
+    decoded = decode("traces", body, tenant, limits)
     return decoded.rows["otel_traces"][0][8]  # ResourceAttributes
 
 

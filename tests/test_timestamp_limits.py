@@ -11,9 +11,9 @@ import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1 import logs_pb2
 
-from receiver.ingest.decode import DECODERS
 from receiver.ingest.limits import Limits
 
+from .decoder_paths import decode, decoder_path  # noqa: F401 (autouse: each test on both paths)
 from .load import DAY_NS, spans_on_days
 
 pytestmark = pytest.mark.unit
@@ -23,9 +23,7 @@ LIMITS = Limits(max_future_skew=86_400, max_age_days=30)
 
 def screen_traces(days_ago: list[int], limits: Limits = LIMITS) -> tuple[int, list[str], int]:
     body = spans_on_days([os.urandom(8) for _ in days_ago], days_ago)
-    screened = limits.screen("traces", body)
-    decoded = DECODERS["traces"](screened.body, screened.request)
-    screened.merge_into(decoded)
+    decoded = decode("traces", body, "", limits)
     return decoded.rejected, decoded.reasons, len(decoded.rows.get("otel_traces", []))
 
 

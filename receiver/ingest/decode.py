@@ -19,6 +19,16 @@ plain schema would refuse it, with protobuf's own error message. The common case
 check (valid ids, timestamps in range) is tested inline; the messages come from the same
 ``_span_problem``-style functions as before.
 
+Compiled fast path (``_fastdecode.c``, chosen by ``receiver.ingest.fastpath``): limits and
+decode in one C pass over the request bytes, for the ordinary request only. It answers with
+exactly the rows this module would give, or with None for anything unusual (a limit that would
+act, an invalid item, malformed or unexpected wire data, a field it does not read), and the
+request then takes the Python path (``Limits.screen``, then the functions here), which words
+every error, rejection and truncation. Scalar attributes (string, int, bool) are read in C and
+their (key, string) pairs kept in a bounded cache keyed by their bytes, so repeated keys and
+values are shared objects; other values go through ``wire_pair``. The tests run this module's
+tests on both paths and fuzz the C against it (``tests/test_fastdecode.py``).
+
 Row values are shared, so nothing downstream may change one in place (processors build new
 values instead): a resource's attribute dict is shared by all its rows, and every empty array
 column (no events, links or exemplars: nearly all rows) is the one ``EMPTY`` list, which

@@ -55,6 +55,8 @@ from receiver.ingest.decode import PLAIN_REQUESTS, WIRE_REQUESTS
 from receiver.ops.selfmetrics import ITEMS_REJECTED, REQUESTS_REJECTED, VALUES_TRUNCATED
 
 _MAX_REASONS = 5
+_INT64_MAX = 2**63 - 1
+_DAY_NS = 86_400 * 10**9
 _MARKER = "…[TRUNCATED {} bytes]"
 
 
@@ -152,6 +154,24 @@ class Limits:
             max_age_days=s.clickhouse_ttl_days,
         )
 
+    def compiled_arguments(self) -> tuple[int, ...]:
+        """These limits as the compiled fast path takes them (``receiver.ingest.fastpath``),
+        with this moment's timestamp window (latest, earliest; 0 for none), all within int64
+        (clamping changes no decision: timestamps are at most 2**63 - 1)."""
+        now = time.time_ns()
+        latest = min(now + self.max_future_ns, _INT64_MAX) if self.max_future_ns else 0
+        earliest = max(now - self.max_age_days * _DAY_NS, 0) if self.max_age_days else 0
+        sizes = (
+            self.max_items,
+            self.max_attributes,
+            self.max_key_bytes,
+            self.max_value_bytes,
+            self.max_depth,
+            self.max_events,
+            self.max_links,
+        )
+        return (*(min(size, _INT64_MAX) for size in sizes), latest, earliest)
+
     # -- the request ---------------------------------------------------------------------
 
     def screen(self, signal: str, body: bytes, tenant: str = "") -> Screened:
@@ -230,7 +250,7 @@ class _Screening:
         self.truncated = 0
         now = time.time_ns()
         self.latest_ns = now + limits.max_future_ns if limits.max_future_ns else 0
-        self.earliest_ns = now - limits.max_age_days * 86_400 * 10**9 if limits.max_age_days else 0
+        self.earliest_ns = now - limits.max_age_days * _DAY_NS if limits.max_age_days else 0
 
     def changing(self) -> None:
         """Called before each change: the first time, judge the request's bytes with the

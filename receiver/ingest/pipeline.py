@@ -17,10 +17,10 @@ from google.protobuf.message import DecodeError
 from receiver.delivery.batch import Batcher
 from receiver.delivery.deliver import Unavailable
 from receiver.ingest.decode import DECODERS, Decoded
+from receiver.ingest.fastpath import decode_request
 from receiver.ingest.limits import Limits
 from receiver.ops.selfmetrics import (
     ITEMS_RECEIVED,
-    ITEMS_REJECTED,
     RECEIVED_BYTES,
     REQUESTS_REJECTED,
     child,
@@ -87,9 +87,4 @@ class Pipeline:
         """Limits, then decode: the rows, and the size of the request they came from. The
         parsed request dies on return, not after the wait for storage (memory per request in
         flight)."""
-        screened = self._limits.screen(signal, body, tenant)
-        decoded = DECODERS[signal](screened.body, screened.request)
-        if decoded.rejected:
-            ITEMS_REJECTED.labels(signal, "invalid").inc(decoded.rejected)
-        screened.merge_into(decoded)
-        return decoded, len(screened.body)
+        return decode_request(signal, body, tenant, self._limits)
