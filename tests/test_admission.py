@@ -9,7 +9,7 @@ import pytest
 
 from receiver.config import ConfigError, load_settings
 from receiver.delivery.deliver import Unavailable
-from receiver.ingest.admission import Admission, Overloaded
+from receiver.ingest.admission import ROWS_PER_BYTE, Admission, Overloaded
 from receiver.ops.selfmetrics import REQUESTS_REJECTED
 
 pytestmark = pytest.mark.unit
@@ -219,3 +219,35 @@ def test_settings_env_and_validation() -> None:
     assert (defaults.max_bytes, defaults.max_requests) == (128 * 1024 * 1024, 1024)
     with pytest.raises(ConfigError, match="limits_max_inflight_requests"):
         load_settings(environ={"OTEL_RECEIVER_LIMITS_MAX_INFLIGHT_REQUESTS": "-1"})
+
+
+def test_a_received_request_is_charged_for_its_rows_which_keeps_the_next_ones_out() -> None:
+    async def main() -> None:
+        gate = Admission(max_bytes=100, max_requests=10, wait=5, rows_per_byte=3)
+        async with gate.admit("traces", 100) as ticket:  # charged the largest body while read
+            await ticket.resize(30)  # received: 30 bytes and 90 for its rows, over the budget
+            assert (gate.bytes, ticket.size, ticket.rows) == (120, 30, 90)
+            later = asyncio.create_task(gate.admit("logs", 10).__aenter__())
+            await _settle()
+            assert not later.done()  # 120 + 10 > 100: the rows' charge keeps it out
+        await later
+        assert (gate.bytes, gate.requests) == (10, 1)
+
+    _run(main())
+
+
+def test_the_rows_charge_never_makes_an_admitted_request_wait() -> None:
+    async def main() -> None:
+        gate = Admission(max_bytes=100, max_requests=10, wait=0.05, rows_per_byte=3)
+        async with gate.admit("traces", 60) as first, gate.admit("traces", 40) as second:
+            await first.resize(30)  # 30 + 90 + 40 > 100, charged at once all the same
+            await second.resize(40)  # no growth of its size: no wait, no refusal
+            assert gate.bytes == 30 + 90 + 40 + 120
+        assert (gate.bytes, gate.requests) == (0, 0)
+
+    _run(main())
+
+
+def test_the_receivers_gate_charges_rows_as_measured() -> None:
+    gate = Admission.from_settings(load_settings(environ={}))
+    assert gate.rows_per_byte == ROWS_PER_BYTE >= 2  # rows measured at 2.4 x the request

@@ -83,6 +83,8 @@ class Batcher:
     ) -> asyncio.Future[None]:
         """Queue ``rows`` for ``table``; the future completes once they are durable.
 
+        The rows move into the batch: ``rows`` is left empty, so they are freed with the batch
+        that stores them instead of living on in the request until its last table is stored.
         ``nbytes`` is the request's share of memory to account for until then. ``urgent``
         flushes the table's buffer now, into the spool.
         """
@@ -93,6 +95,7 @@ class Batcher:
             buffer.timer = loop.call_later(self._max_delay, self._flush_soon, table)
             state.enter(BatchState.QUEUED)
         buffer.rows.extend(rows)
+        rows.clear()
         buffer.waiters.append(waiter)
         buffer.nbytes += nbytes
         self.queued_bytes += nbytes

@@ -1,14 +1,18 @@
 """Admission: how many Export requests, and how many request bytes, the receiver works on at once.
 
 Memory per request in flight is several times its size (the body, the parsed request, the
-decoded rows until they are stored; README "Memory"), so concurrent large requests, not the
+decoded rows until they are stored; README "Memory"), so the requests being worked on, not the
 queue for ClickHouse, are what grows RSS. One gate, shared by the gRPC and HTTP front ends
 (hooks included), admits a request before its body is received and holds it until the request
 is answered:
 
-- ``limits.max_inflight_bytes``: request bytes (after decompression) of the admitted requests.
-  A body whose size is not known before it is received (gRPC, compressed or chunked HTTP) is
-  charged the front end's largest accepted body while it is received, then its real size.
+- ``limits.max_inflight_bytes``: what the admitted requests hold. A body whose size is not
+  known before it is received (gRPC, compressed or chunked HTTP) is charged the front end's
+  largest accepted body while it is received; a received request is charged its size plus
+  ``ROWS_PER_BYTE`` times it for the rows it decodes to (the receiver's gate; the class
+  defaults to request bytes only). That extra charge never makes the request itself wait (it
+  holds its body already, and two requests waiting for each other's room would stall): it
+  keeps the next requests out, unread, where a waiting request costs little.
 - ``limits.max_inflight_requests``: admitted requests; as many more may wait.
 
 A request that does not fit waits its turn (first come, first served, so small requests never
@@ -37,7 +41,11 @@ from receiver.config import Settings
 from receiver.delivery.deliver import Unavailable
 from receiver.ops.selfmetrics import REQUESTS_REJECTED
 
-WAIT = 2.0  # seconds a request may wait for admission before it is refused
+WAIT = 5.0  # seconds a request may wait for admission before it is refused
+# Decoded and redacted rows held by a received request, per byte of it: measured 1.6-2.8
+# (2.4 over otlp-bench's mix, Python objects only, docs/BENCHMARKS.md "Memory at 2 x 512"),
+# rounded up for the allocator's overhead.
+ROWS_PER_BYTE = 3
 RETRY_AFTER = 2.0  # seconds a refused client is asked to wait before it retries
 READ_TIMEOUT = 30.0  # seconds an admitted HTTP body may take to arrive (then 408)
 
@@ -66,10 +74,13 @@ class Ticket:
     gate: Admission
     signal: str
     size: int
+    rows: int = 0  # the charge for the rows it decodes to, once received
 
     async def resize(self, size: int) -> None:
-        """Charge the request's real size once known; waits (or raises Overloaded) to grow."""
+        """Charge the request's real size once received, and its rows; waits (or raises
+        Overloaded) for room to grow, never for the rows' charge."""
         await self.gate._resize(self, size)
+        self.gate._charge_rows(self, size)
 
 
 @dataclass
@@ -82,17 +93,22 @@ class _Waiter:
 class Admission:
     """The gate; on the event loop only."""
 
-    def __init__(self, max_bytes: int = 0, max_requests: int = 0, wait: float = WAIT) -> None:
+    def __init__(
+        self, max_bytes: int = 0, max_requests: int = 0, wait: float = WAIT, rows_per_byte: int = 0
+    ) -> None:
         self.max_bytes = max_bytes
         self.max_requests = max_requests
         self._wait = wait
+        self.rows_per_byte = rows_per_byte
         self.bytes = 0
         self.requests = 0
         self._waiters: deque[_Waiter] = deque()
 
     @classmethod
     def from_settings(cls, s: Settings) -> Admission:
-        return cls(s.limits_max_inflight_bytes, s.limits_max_inflight_requests)
+        return cls(
+            s.limits_max_inflight_bytes, s.limits_max_inflight_requests, rows_per_byte=ROWS_PER_BYTE
+        )
 
     @asynccontextmanager
     async def admit(self, signal: str, size: int) -> AsyncIterator[Ticket]:
@@ -102,7 +118,7 @@ class Admission:
         try:
             yield ticket
         finally:
-            self.bytes -= ticket.size
+            self.bytes -= ticket.size + ticket.rows
             self.requests -= 1
             self._pump()
 
@@ -178,6 +194,12 @@ class Admission:
         else:
             self._waiters.remove(waiter)
             waiter.future.cancel()
+        self._pump()
+
+    def _charge_rows(self, ticket: Ticket, size: int) -> None:
+        rows = size * self.rows_per_byte
+        self.bytes += rows - ticket.rows
+        ticket.rows = rows
         self._pump()
 
     async def _resize(self, ticket: Ticket, size: int) -> None:

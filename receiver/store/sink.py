@@ -68,10 +68,15 @@ class ClickHouseSink:
         Raises ``receiver.store.errors.InsertError``.
         """
         started = time.perf_counter()
+        # clickhouse-connect's InsertContext is a reference cycle (it stores bound methods of
+        # itself) that keeps the list it was given until the garbage collector's next full
+        # collection; give it a list of its own and empty that afterwards, so a batch's rows
+        # are freed as soon as it is answered.
+        handed = list(rows)
         try:
             self._client.insert(
                 table,
-                rows,
+                handed,
                 column_names=list(column_names),
                 database=self._database,
                 settings={
@@ -85,6 +90,8 @@ class ClickHouseSink:
             INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
             count_clickhouse_error(error.kind.value, error.code)
             raise error from exc
+        finally:
+            handed.clear()
         INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
         BATCH_ROWS.labels(table).observe(len(rows))
         log.info(
