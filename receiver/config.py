@@ -78,6 +78,14 @@ class Settings:
     # several 10,000-row parts to merge (docs/BENCHMARKS.md, round 3: ~30 % less server CPU).
     batch_max_rows: int = _setting(50_000, "batch.max_rows", "rows per table that trigger a flush")
     batch_max_delay: float = _setting(1.0, "batch.max_delay", "seconds a row may wait for a flush")
+    batch_idle_rows: int = _setting(
+        10_000,
+        "batch.idle_rows",
+        "rows per table that flush as soon as no rows came for batch.idle_delay; 0 turns it off",
+    )
+    batch_idle_delay: float = _setting(
+        0.05, "batch.idle_delay", "seconds without new rows that flush a batch of batch.idle_rows"
+    )
     batch_max_queue_bytes: int = _setting(
         256 * 1024 * 1024,
         "batch.max_queue_bytes",
@@ -184,7 +192,8 @@ class Settings:
     limits_max_inflight_bytes: int = _setting(
         128 * 1024 * 1024,
         "limits.max_inflight_bytes",
-        "request bytes (after decompression) worked on at once; more wait, then get a retry",
+        "request bytes (after decompression) worked on at once, a received request counting 4 x "
+        "(its rows); more wait, then get a retry",
     )
     limits_max_inflight_requests: int = _setting(
         1024,
@@ -414,6 +423,10 @@ def validate(s: Settings) -> None:
         raise ConfigError("shutdown_timeout: must be between 0 and 600 seconds")
     if not 0 < s.batch_max_delay <= 60:
         raise ConfigError("batch_max_delay: must be between 0 and 60 seconds")
+    if s.batch_idle_rows < 0:
+        raise ConfigError("batch_idle_rows: must be 0 (off) or more")
+    if not 0 < s.batch_idle_delay <= s.batch_max_delay:
+        raise ConfigError("batch_idle_delay: must be more than 0 and at most batch.max_delay")
     if not 0 < s.delivery_ack_timeout <= 600:
         raise ConfigError("delivery_ack_timeout: must be between 0 and 600 seconds")
     if s.delivery_max_attempts < 1:

@@ -177,6 +177,8 @@ class Receiver:
             s.batch_max_rows,
             s.batch_max_delay,
             s.batch_max_queue_bytes,
+            idle_rows=s.batch_idle_rows,
+            idle_delay=s.batch_idle_delay,
         )
         pipeline = Pipeline(
             self.batcher,

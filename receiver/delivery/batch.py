@@ -2,7 +2,15 @@
 
 ClickHouse wants few, large inserts; OTLP clients send many small requests. Each table has a
 buffer that flushes when it holds ``max_rows`` rows or its oldest row is ``max_delay``
-seconds old. A request is acknowledged only when every batch holding its rows is durable
+seconds old, or, once it holds ``idle_rows`` rows, as soon as no rows have been added for
+``idle_delay`` seconds. That last rule is for clients that wait for their answers (every OTLP
+exporter has a bounded number of requests in flight): when all of them wait on this batch,
+nothing more will come until it is stored, and waiting out ``max_delay`` would only cap the
+throughput at (rows in flight) / ``max_delay``. Under a steady stream the buffer never goes
+quiet, so batches stay as large as before; small buffers keep waiting, so a trickle of
+requests does not become a trickle of tiny inserts.
+
+A request is acknowledged only when every batch holding its rows is durable
 (in ClickHouse or in the spool): ``add`` returns a future that completes then, or fails with
 ``Unavailable`` so the front end answers with a retryable status and the client resends.
 Memory is bounded: past ``max_queue_bytes`` of requests waiting, new ones are refused.
@@ -39,6 +47,8 @@ class _Buffer:
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
     nbytes: int = 0
     timer: asyncio.TimerHandle | None = None
+    idle: asyncio.TimerHandle | None = None  # armed once the buffer holds idle_rows rows
+    last_add: float = 0.0  # loop time of the latest add
     urgent: bool = False  # a waiter needs the rows durable now: spool them, do not wait
 
 
@@ -56,12 +66,16 @@ class Batcher:
         max_rows: int,
         max_delay: float,
         max_queue_bytes: int,
+        idle_rows: int = 0,
+        idle_delay: float = 0.05,
     ) -> None:
         self._delivery = delivery
         self._columns = {table: tuple(cols) for table, cols in columns.items()}
         self._max_rows = max_rows
         self._max_delay = max_delay
         self._max_queue_bytes = max_queue_bytes
+        self._idle_rows = idle_rows  # 0: never flush for quiet, only by size and age
+        self._idle_delay = idle_delay
         self._buffers: dict[str, _Buffer] = {table: _Buffer() for table in columns}
         self._locks = {table: asyncio.Lock() for table in columns}
         self._inflight: set[asyncio.Task[None]] = set()
@@ -103,12 +117,28 @@ class Batcher:
             buffer.urgent = True
         if urgent or len(buffer.rows) >= self._max_rows:
             self._flush_soon(table)
+        elif self._idle_rows and len(buffer.rows) >= self._idle_rows:
+            buffer.last_add = loop.time()
+            if buffer.idle is None:
+                buffer.idle = loop.call_later(self._idle_delay, self._flush_if_idle, table, buffer)
         return waiter
+
+    def _flush_if_idle(self, table: str, buffer: _Buffer) -> None:
+        """Flush ``buffer`` if nothing was added for ``idle_delay``, else look again then."""
+        if self._buffers[table] is not buffer:
+            return  # flushed meanwhile
+        loop = asyncio.get_running_loop()
+        remaining = buffer.last_add + self._idle_delay - loop.time()
+        if remaining > 0:
+            buffer.idle = loop.call_later(remaining, self._flush_if_idle, table, buffer)
+        else:
+            self._flush_soon(table)
 
     def _flush_soon(self, table: str) -> None:
         buffer = self._buffers[table]
-        if buffer.timer is not None:
-            buffer.timer.cancel()
+        for timer in (buffer.timer, buffer.idle):
+            if timer is not None:
+                timer.cancel()
         if not buffer.rows:
             return
         self._buffers[table] = _Buffer()
