@@ -81,7 +81,7 @@ class Settings:
     batch_idle_rows: int = _setting(
         10_000,
         "batch.idle_rows",
-        "rows per table that flush as soon as no rows came for batch.idle_delay; 0 turns it off",
+        "rows waiting (all tables) that flush as soon as no rows came for batch.idle_delay; 0: off",
     )
     batch_idle_delay: float = _setting(
         0.05, "batch.idle_delay", "seconds without new rows that flush a batch of batch.idle_rows"

@@ -103,9 +103,10 @@ def test_an_urgent_add_does_not_wait_for_a_slow_insert_in_flight(tmp_path: Path)
     asyncio.run(scenario())
 
 
-def test_a_large_batch_is_inserted_once_rows_stop_coming(tmp_path: Path) -> None:
-    """``idle_rows``: clients that all wait on this batch will send nothing more until it is
-    stored, so it goes when the rows stop, not after ``max_delay``; a smaller one still waits."""
+def test_large_batches_are_inserted_once_rows_stop_coming(tmp_path: Path) -> None:
+    """``idle_rows``: clients that all wait on these batches will send nothing more until they
+    are stored, so they go when the rows stop, not after ``max_delay``: every table's, also a
+    small one a request waits for too; fewer rows still wait."""
 
     async def scenario() -> None:
         sink = RecordingSink()
@@ -114,12 +115,16 @@ def test_a_large_batch_is_inserted_once_rows_stop_coming(tmp_path: Path) -> None
             Spool(tmp_path / "spool", 1 << 20),
             DeadLetters(tmp_path / "dead", 1 << 20),
         )
-        rows = Batcher(delivery, COLUMNS, 10_000, MAX_DELAY_S, 1 << 20, idle_rows=3)
+        columns = {**COLUMNS, "agent_spans": ("SpanId",)}
+        rows = Batcher(delivery, columns, 10_000, MAX_DELAY_S, 1 << 20, idle_rows=3)
         small = rows.add(TABLE, [(1, "a"), (2, "b")], 10)
         await asyncio.sleep(0.2)  # four idle delays: below idle_rows nothing is sent
         assert not small.done() and sink.inserts == []
-        large = rows.add(TABLE, [(3, "c")], 10)
-        await asyncio.wait_for(asyncio.gather(small, large), 5)  # not MAX_DELAY_S
-        assert [r for _, batch, _ in sink.inserts for r in batch] == [(1, "a"), (2, "b"), (3, "c")]
+        stitched = rows.add("agent_spans", [("s1",)], 10)
+        await asyncio.wait_for(asyncio.gather(small, stitched), 5)  # not MAX_DELAY_S
+        assert sorted((table, batch) for table, batch, _ in sink.inserts) == [
+            ("agent_spans", [("s1",)]),
+            (TABLE, [(1, "a"), (2, "b")]),
+        ]
 
     asyncio.run(scenario())

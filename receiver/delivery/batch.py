@@ -2,13 +2,14 @@
 
 ClickHouse wants few, large inserts; OTLP clients send many small requests. Each table has a
 buffer that flushes when it holds ``max_rows`` rows or its oldest row is ``max_delay``
-seconds old, or, once it holds ``idle_rows`` rows, as soon as no rows have been added for
-``idle_delay`` seconds. That last rule is for clients that wait for their answers (every OTLP
-exporter has a bounded number of requests in flight): when all of them wait on this batch,
-nothing more will come until it is stored, and waiting out ``max_delay`` would only cap the
-throughput at (rows in flight) / ``max_delay``. Under a steady stream the buffer never goes
-quiet, so batches stay as large as before; small buffers keep waiting, so a trickle of
-requests does not become a trickle of tiny inserts.
+seconds old. And once the buffers hold ``idle_rows`` rows between them, all are flushed as soon
+as no rows have been added for ``idle_delay`` seconds. That rule is for clients that wait for
+their answers (every OTLP exporter has a bounded number of requests in flight): when all of
+them wait on these batches, nothing more will come until they are stored (a request waits for
+every table it wrote to, small ones like ``agent_spans`` included), and waiting out
+``max_delay`` would only cap the throughput at (rows in flight) / ``max_delay``. Under a steady
+stream the receiver never goes quiet, so batches stay as large as before; a few rows keep
+waiting, so a trickle of requests does not become a trickle of tiny inserts.
 
 A request is acknowledged only when every batch holding its rows is durable
 (in ClickHouse or in the spool): ``add`` returns a future that completes then, or fails with
@@ -47,8 +48,6 @@ class _Buffer:
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
     nbytes: int = 0
     timer: asyncio.TimerHandle | None = None
-    idle: asyncio.TimerHandle | None = None  # armed once the buffer holds idle_rows rows
-    last_add: float = 0.0  # loop time of the latest add
     urgent: bool = False  # a waiter needs the rows durable now: spool them, do not wait
 
 
@@ -76,6 +75,9 @@ class Batcher:
         self._max_queue_bytes = max_queue_bytes
         self._idle_rows = idle_rows  # 0: never flush for quiet, only by size and age
         self._idle_delay = idle_delay
+        self._idle: asyncio.TimerHandle | None = None  # armed once idle_rows rows wait
+        self._last_add = 0.0  # loop time of the latest add
+        self._buffered_rows = 0  # rows in all buffers, not yet flushed
         self._buffers: dict[str, _Buffer] = {table: _Buffer() for table in columns}
         self._locks = {table: asyncio.Lock() for table in columns}
         self._inflight: set[asyncio.Task[None]] = set()
@@ -109,6 +111,7 @@ class Batcher:
             buffer.timer = loop.call_later(self._max_delay, self._flush_soon, table)
             state.enter(BatchState.QUEUED)
         buffer.rows.extend(rows)
+        self._buffered_rows += len(rows)
         rows.clear()
         buffer.waiters.append(waiter)
         buffer.nbytes += nbytes
@@ -117,30 +120,32 @@ class Batcher:
             buffer.urgent = True
         if urgent or len(buffer.rows) >= self._max_rows:
             self._flush_soon(table)
-        elif self._idle_rows and len(buffer.rows) >= self._idle_rows:
-            buffer.last_add = loop.time()
-            if buffer.idle is None:
-                buffer.idle = loop.call_later(self._idle_delay, self._flush_if_idle, table, buffer)
+        if self._idle_rows:
+            self._last_add = loop.time()
+            if self._idle is None and self._buffered_rows >= self._idle_rows:
+                self._idle = loop.call_later(self._idle_delay, self._flush_if_idle)
         return waiter
 
-    def _flush_if_idle(self, table: str, buffer: _Buffer) -> None:
-        """Flush ``buffer`` if nothing was added for ``idle_delay``, else look again then."""
-        if self._buffers[table] is not buffer:
-            return  # flushed meanwhile
+    def _flush_if_idle(self) -> None:
+        """Flush every buffer if nothing was added for ``idle_delay``, else look again then."""
+        self._idle = None
+        if self._buffered_rows < self._idle_rows:
+            return  # flushed meanwhile by size or age
         loop = asyncio.get_running_loop()
-        remaining = buffer.last_add + self._idle_delay - loop.time()
+        remaining = self._last_add + self._idle_delay - loop.time()
         if remaining > 0:
-            buffer.idle = loop.call_later(remaining, self._flush_if_idle, table, buffer)
-        else:
+            self._idle = loop.call_later(remaining, self._flush_if_idle)
+            return
+        for table in self._buffers:
             self._flush_soon(table)
 
     def _flush_soon(self, table: str) -> None:
         buffer = self._buffers[table]
-        for timer in (buffer.timer, buffer.idle):
-            if timer is not None:
-                timer.cancel()
+        if buffer.timer is not None:
+            buffer.timer.cancel()
         if not buffer.rows:
             return
+        self._buffered_rows -= len(buffer.rows)
         self._buffers[table] = _Buffer()
         state.leave(BatchState.QUEUED)
         task = asyncio.get_running_loop().create_task(self._write(table, buffer))
