@@ -74,6 +74,7 @@ def test_short_run_reports_every_metric_with_sane_values(tmp_path: Path) -> None
 
     assert [t["name"].split(" (")[0] for t in result["targets"]] == [
         "receiver CPU per item",
+        "ClickHouse CPU per span",
         "spans landed per second",
         "export-to-queryable p99",
         "receiver peak RSS",
