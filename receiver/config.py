@@ -425,8 +425,8 @@ def validate(s: Settings) -> None:
         raise ConfigError("batch_max_delay: must be between 0 and 60 seconds")
     if s.batch_idle_rows < 0:
         raise ConfigError("batch_idle_rows: must be 0 (off) or more")
-    if not 0 < s.batch_idle_delay <= s.batch_max_delay:
-        raise ConfigError("batch_idle_delay: must be more than 0 and at most batch.max_delay")
+    if not 0 < s.batch_idle_delay <= 60:
+        raise ConfigError("batch_idle_delay: must be between 0 and 60 seconds")
     if not 0 < s.delivery_ack_timeout <= 600:
         raise ConfigError("delivery_ack_timeout: must be between 0 and 600 seconds")
     if s.delivery_max_attempts < 1:
