@@ -615,6 +615,21 @@ static int timestamp_in_window(const Limits *lim, uint64_t ns) {
 
 /* ---- traces ------------------------------------------------------------------------------ */
 
+/* Item i of each list in out[0..n): all of items, which it takes over, or none (then every
+ * item is released; a NULL item means its conversion failed). */
+static int store_items(PyObject **out, Py_ssize_t i, PyObject **items, int n) {
+    int ok = 1;
+    for (int k = 0; k < n; k++)
+        ok = ok && items[k] != NULL;
+    for (int k = 0; k < n; k++) {
+        if (ok)
+            PyList_SET_ITEM(out[k], i, items[k]);
+        else
+            Py_XDECREF(items[k]);
+    }
+    return ok;
+}
+
 /* Span.Event and Span.Link lists: the four (events: three) array columns, or NULL. */
 static int span_events(const Limits *lim, const uint8_t *span, size_t span_len, size_t count,
                        PyObject *out[3]) {
@@ -652,19 +667,13 @@ static int span_events(const Limits *lim, const uint8_t *span, size_t span_len, 
         }
         if (r < 0 || time > INT64_MAX_U || !count_within(lim, attrs))
             return 0;
-        PyObject *t = PyLong_FromUnsignedLongLong(time);
-        PyObject *n = text(name ? name : (const uint8_t *)"", name_len);
-        PyObject *a = attributes(lim, f.data, f.len, 3, attrs, 0);
-        if (!t || !n || !a) {
+        PyObject *items[3] = {PyLong_FromUnsignedLongLong(time),
+                              text(name ? name : (const uint8_t *)"", name_len),
+                              attributes(lim, f.data, f.len, 3, attrs, 0)};
+        if (!store_items(out, i, items, 3)) {
             PyErr_Clear();
-            Py_XDECREF(t);
-            Py_XDECREF(n);
-            Py_XDECREF(a);
             return 0;
         }
-        PyList_SET_ITEM(out[0], i, t);
-        PyList_SET_ITEM(out[1], i, n);
-        PyList_SET_ITEM(out[2], i, a);
         i++;
     }
     return i == count;
@@ -709,14 +718,7 @@ static int span_links(const Limits *lim, const uint8_t *span, size_t span_len, s
         PyObject *items[4] = {hex(trace, 16), hex(span_id, 8),
                               text(state ? state : (const uint8_t *)"", state_len),
                               attributes(lim, f.data, f.len, 4, attrs, 0)};
-        int ok = items[0] && items[1] && items[2] && items[3];
-        for (int k = 0; k < 4; k++) {
-            if (ok)
-                PyList_SET_ITEM(out[k], i, items[k]);
-            else
-                Py_XDECREF(items[k]);
-        }
-        if (!ok)
+        if (!store_items(out, i, items, 4))
             return 0;
         i++;
     }
@@ -1282,14 +1284,7 @@ static int exemplar_columns(const Limits *lim, const uint8_t *point, size_t poin
         PyObject *items[5] = {attributes(lim, f.data, f.len, 7, attrs, 0),
                               PyLong_FromUnsignedLongLong(time), number_value(&value),
                               hex_id(span_id, span_id_len), hex_id(trace, trace_len)};
-        int ok = items[0] && items[1] && items[2] && items[3] && items[4];
-        for (int k = 0; k < 5; k++) {
-            if (ok)
-                PyList_SET_ITEM(out[k], i, items[k]);
-            else
-                Py_XDECREF(items[k]);
-        }
-        if (!ok)
+        if (!store_items(out, i, items, 5))
             return 0;
         i++;
     }
