@@ -50,18 +50,8 @@ pytestmark = [
 ]
 
 CAPTURES = sorted(FIXTURES.glob("*/*.pb"))
-DEFAULTS = Settings()
 # The real captures are older than the default TTL: the window is tested separately.
-RECEIVER_LIMITS = Limits(
-    max_items=DEFAULTS.limits_max_items_per_request,
-    max_attributes=DEFAULTS.limits_max_attributes,
-    max_key_bytes=DEFAULTS.limits_max_attribute_key_bytes,
-    max_value_bytes=DEFAULTS.limits_max_attribute_value_bytes,
-    max_depth=DEFAULTS.limits_max_nesting_depth,
-    max_events=DEFAULTS.limits_max_span_events,
-    max_links=DEFAULTS.limits_max_span_links,
-    max_future_skew=DEFAULTS.limits_max_future_skew,
-)
+RECEIVER_LIMITS = Limits.from_settings(Settings(clickhouse_ttl_days=0))
 TIGHT_LIMITS = Limits(
     max_items=3,
     max_attributes=4,
