@@ -12,6 +12,7 @@ from clickhouse_connect.driver.client import Client
 from receiver.config import Settings
 from receiver.store.drift import check_schema
 from receiver.store.schema import SchemaFile, apply_schema, render_statements, schema_files
+from receiver.store.tables import AGENT_SPANS, TABLE_COLUMNS
 
 TUNED = re.compile(r'ALTER TABLE "\$\{database\}"\."(\w+)"')
 
@@ -92,16 +93,7 @@ def test_the_resolver_reads_a_runs_spans_through_the_by_run_projection(
             (f"s{i}", "t", "p", f"run-{i % 5000}", "claude_code", "x", now, 1)
             for i in range(200_000)
         ],
-        column_names=[
-            "SpanId",
-            "TraceId",
-            "ParentSpanId",
-            "RunId",
-            "Kind",
-            "SpanName",
-            "Timestamp",
-            "Duration",
-        ],
+        column_names=TABLE_COLUMNS[AGENT_SPANS],
         database=database,
     )
     plan = "\n".join(
