@@ -9,33 +9,24 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from .capture_files import FIXTURES
 from .receiver_process import REPO
 
 
-def test_short_run_reports_every_metric_with_sane_values(tmp_path: Path) -> None:
+def _bench(tmp_path: Path, *extra: str) -> tuple[str, dict[str, Any]]:
+    """A 3-second ``otlp-bench`` run with one small client: its stdout and its JSON result."""
     out = tmp_path / "bench.json"
     run = subprocess.run(
         [
             sys.executable,
             "-m",
             "otlp_bench.bench",
-            "--duration",
-            "3",
-            "--warmup",
-            "1",
-            "--clients",
-            "1",
-            "--inflight",
-            "8",
-            "--pool-sessions",
-            "2",
-            "--fixtures",
-            str(FIXTURES),
-            "--json",
-            str(out),
-            "--quiet",
+            *("--duration", "3", "--warmup", "1", "--clients", "1", "--inflight", "8"),
+            *("--pool-sessions", "2", "--fixtures", str(FIXTURES)),
+            *extra,
+            *("--json", str(out), "--quiet"),
         ],
         cwd=REPO,
         capture_output=True,
@@ -43,8 +34,12 @@ def test_short_run_reports_every_metric_with_sane_values(tmp_path: Path) -> None
         timeout=300,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "receiver CPU µs/item" in run.stdout
-    result = json.loads(out.read_text())
+    return run.stdout, json.loads(out.read_text())
+
+
+def test_short_run_reports_every_metric_with_sane_values(tmp_path: Path) -> None:
+    stdout, result = _bench(tmp_path)
+    assert "receiver CPU µs/item" in stdout
 
     assert result["window_seconds"] > 2
     accepted = result["accepted"]
@@ -83,39 +78,9 @@ def test_short_run_reports_every_metric_with_sane_values(tmp_path: Path) -> None
 
 
 def test_the_clickhouse_breakdown_names_the_inserts_and_merges(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "otlp_bench.bench",
-            "--duration",
-            "3",
-            "--warmup",
-            "1",
-            "--clients",
-            "1",
-            "--inflight",
-            "8",
-            "--pool-sessions",
-            "2",
-            "--signals",
-            "traces",
-            "--fixtures",
-            str(FIXTURES),
-            "--clickhouse-breakdown",
-            "--json",
-            str(out),
-            "--quiet",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "ClickHouse CPU in the window" in run.stdout
-    breakdown = json.loads(out.read_text())["clickhouse_breakdown"]
+    stdout, result = _bench(tmp_path, "--signals", "traces", "--clickhouse-breakdown")
+    assert "ClickHouse CPU in the window" in stdout
+    breakdown = result["clickhouse_breakdown"]
     inserts = {q["kind"]: q for q in breakdown["queries"]}
     traces = inserts["INSERT INTO otel.otel_traces"]
     assert traces["count"] >= 1 and traces["cpu_seconds"] > 0

@@ -572,6 +572,14 @@ static PyObject *new_list(size_t n) {
     return list;
 }
 
+/* n new lists of count items each in out[0..n) (the caller releases them, also on failure). */
+static int new_lists(PyObject **out, int n, size_t count) {
+    for (int k = 0; k < n; k++)
+        if ((out[k] = new_list(count)) == NULL)
+            return 0;
+    return 1;
+}
+
 enum { T_TRACES, T_LOGS, T_GAUGE, T_SUM, T_HISTOGRAM, TABLES };
 
 /* One request's pass. The item count is checked at the end (a bail discards everything). */
@@ -633,10 +641,7 @@ static int store_items(PyObject **out, Py_ssize_t i, PyObject **items, int n) {
 /* Span.Event and Span.Link lists: the four (events: three) array columns, or NULL. */
 static int span_events(const Limits *lim, const uint8_t *span, size_t span_len, size_t count,
                        PyObject *out[3]) {
-    out[0] = new_list(count);
-    out[1] = new_list(count);
-    out[2] = new_list(count);
-    if (!out[0] || !out[1] || !out[2])
+    if (!new_lists(out, 3, count))
         return 0;
     Buf b = buf_of(span, span_len);
     Field f;
@@ -681,9 +686,8 @@ static int span_events(const Limits *lim, const uint8_t *span, size_t span_len, 
 
 static int span_links(const Limits *lim, const uint8_t *span, size_t span_len, size_t count,
                       PyObject *out[4]) {
-    for (int k = 0; k < 4; k++)
-        if ((out[k] = new_list(count)) == NULL)
-            return 0;
+    if (!new_lists(out, 4, count))
+        return 0;
     Buf b = buf_of(span, span_len);
     Field f;
     size_t i = 0;
@@ -1237,9 +1241,8 @@ static int exemplar_columns(const Limits *lim, const uint8_t *point, size_t poin
         }
         return 1;
     }
-    for (int k = 0; k < 5; k++)
-        if ((out[k] = new_list(count)) == NULL)
-            return 0;
+    if (!new_lists(out, 5, count))
+        return 0;
     Buf b = buf_of(point, point_len);
     Field f;
     size_t i = 0;
