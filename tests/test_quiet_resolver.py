@@ -3,6 +3,8 @@ launch and orphan runs are recomputed every tick) cost no inserts at all."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import time
 from collections.abc import Iterator
 
@@ -90,3 +92,35 @@ def test_idle_runs_are_not_rewritten_and_a_changed_run_is(
         parameters={"id": ODD_RUN_ID},
     ).result_rows[0][0]
     assert rewritten == 2
+
+
+class _TimedResolver(RunResolver):
+    """The real scheduling loop around a tick of a chosen duration (no ClickHouse)."""
+
+    def __init__(self, tick_seconds: float, interval: float) -> None:
+        super().__init__(client=None, database="otel", interval=interval)  # type: ignore[arg-type]
+        self.tick_seconds = tick_seconds
+        self.started: list[float] = []
+
+    def resolve_once(self) -> None:
+        self.started.append(time.monotonic())
+        time.sleep(self.tick_seconds)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("tick", "least_gap"), [(0.0, 0.05), (0.02, 0.02 * stitch.BACKOFF)])
+def test_slow_ticks_space_the_resolver_out(tick: float, least_gap: float) -> None:
+    resolver = _TimedResolver(tick, interval=0.05)
+
+    async def three_ticks() -> None:
+        resolver.start()
+        deadline = time.monotonic() + 10
+        while len(resolver.started) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await resolver.stop()
+
+    asyncio.run(three_ticks())
+    gaps = [b - a for a, b in itertools.pairwise(resolver.started)]
+    assert len(gaps) >= 2
+    assert min(gaps) >= least_gap
+    assert max(gaps) < least_gap + tick + 0.4  # not slower than asked either

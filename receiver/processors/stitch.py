@@ -338,9 +338,26 @@ SETTINGS join_use_nulls = 0
 """
 
 
+# A tick costs ClickHouse about 50 ms of CPU whatever the load (mostly planning the statement
+# and reading agent_spans' index; docs/BENCHMARKS.md, round 3): the pause after a tick is at
+# least this many times the tick's own duration, so that the resolver never takes more than
+# about 1/BACKOFF of the time, and gives way when the machine is busy (a tick then takes
+# longer) instead of adding a fixed share of work per second on top of the load.
+BACKOFF = 25
+# A tick's statements read little: one thread each is cheaper than ClickHouse's default
+# parallel pipelines (about 10 % less CPU per tick, measured on the embedded server).
+_TICK_SETTINGS = {"max_threads": 1}
+
+
+def pause_after(tick_seconds: float, interval: float) -> float:
+    """Seconds to wait before the next tick, after one that took ``tick_seconds``."""
+    return max(interval, tick_seconds * BACKOFF)
+
+
 class RunResolver:
-    """Keeps ``agent_runs`` current: recomputes recent and unresolved runs every tick, and
-    writes only the runs whose row would change."""
+    """Keeps ``agent_runs`` current: recomputes recent and unresolved runs every tick (every
+    ``interval`` seconds, or less often when ticks are slow: ``pause_after``), and writes only
+    the runs whose row would change."""
 
     def __init__(
         self, client: Client, database: str, interval: float = 1.0, unresolved_days: int = 2
@@ -377,17 +394,22 @@ class RunResolver:
         now_ms, count, runs = self._client.query(
             self._tick_sql,
             parameters={"since_ms": since, "max_listed": MAX_LISTED_CANDIDATES},
+            settings=_TICK_SETTINGS,
         ).result_rows[0]
         if count > MAX_LISTED_CANDIDATES:
-            self._client.command(self._sql, parameters={"since_ms": since})
+            self._client.command(self._sql, parameters={"since_ms": since}, settings=_TICK_SETTINGS)
         elif count:
-            self._client.command(self._listed_sql, parameters={"runs": runs})
+            self._client.command(
+                self._listed_sql, parameters={"runs": runs}, settings=_TICK_SETTINGS
+            )
         self._since_ms = int(now_ms)
 
     async def _run_forever(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             try:
                 await asyncio.to_thread(self.resolve_once)
             except Exception as exc:  # ClickHouse away: the spool has the data; try later
                 log.warning("run_resolution_failed", error=str(exc)[:300])
-            await asyncio.sleep(self._interval)
+            await asyncio.sleep(pause_after(loop.time() - started, self._interval))
