@@ -210,6 +210,7 @@ def test_settings_env_and_validation() -> None:
     settings = load_settings(
         environ={
             "OTEL_RECEIVER_LIMITS_MAX_INFLIGHT_BYTES": "1048576",
+            "OTEL_RECEIVER_GRPC_MAX_RECEIVE_BYTES": "524288",
             "OTEL_RECEIVER_LIMITS_MAX_INFLIGHT_REQUESTS": "7",
         }
     )
@@ -219,6 +220,11 @@ def test_settings_env_and_validation() -> None:
     assert (defaults.max_bytes, defaults.max_requests) == (128 * 1024 * 1024, 1024)
     with pytest.raises(ConfigError, match="limits_max_inflight_requests"):
         load_settings(environ={"OTEL_RECEIVER_LIMITS_MAX_INFLIGHT_REQUESTS": "-1"})
+    # A budget under two gRPC messages would read one gRPC request at a time.
+    with pytest.raises(ConfigError, match=r"limits_max_inflight_bytes.*grpc_max_receive_bytes"):
+        load_settings(environ={"OTEL_RECEIVER_LIMITS_MAX_INFLIGHT_BYTES": str(64 * 1024 * 1024)})
+    no_limit = load_settings(environ={"OTEL_RECEIVER_LIMITS_MAX_INFLIGHT_BYTES": "0"})
+    assert no_limit.limits_max_inflight_bytes == 0
 
 
 def test_a_received_request_is_charged_for_its_rows_which_keeps_the_next_ones_out() -> None:
@@ -251,3 +257,22 @@ def test_the_rows_charge_never_makes_an_admitted_request_wait() -> None:
 def test_the_receivers_gate_charges_rows_as_measured() -> None:
     gate = Admission.from_settings(load_settings(environ={}))
     assert gate.rows_per_byte == ROWS_PER_BYTE >= 2  # rows measured at 2.4 x the request
+
+
+def test_a_body_of_known_size_is_charged_for_its_rows_when_admitted() -> None:
+    """Uncompressed HTTP bodies: without the rows charged up front, requests admitted at their
+    body size alone would each grow to four times it once read, together far over budget."""
+
+    async def main() -> None:
+        gate = Admission(max_bytes=100, max_requests=10, wait=5, rows_per_byte=3)
+        async with gate.admit("traces", 20, exact=True) as ticket:
+            assert (gate.bytes, ticket.size, ticket.rows) == (80, 20, 60)
+            later = asyncio.create_task(gate.admit("traces", 20, exact=True).__aenter__())
+            await _settle()
+            assert not later.done()  # 80 + 80 > 100, although its body alone would fit
+            await ticket.resize(20)  # received: the charge stays what it was
+            assert gate.bytes == 80
+        await later
+        assert (gate.bytes, gate.requests) == (80, 1)
+
+    _run(main())

@@ -26,7 +26,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from receiver.config import Settings
 from receiver.ingest import http_frontend
-from receiver.ingest.admission import Admission
+from receiver.ingest.admission import ROWS_PER_BYTE, Admission
 from receiver.query.status import scrape
 
 from .receiver_process import ReceiverProcess, wait_for
@@ -210,6 +210,9 @@ def test_one_gate_for_grpc_http_and_hooks_held_by_a_slow_upload(
             b"Content-Length: 1000\r\n\r\n" + small[:10]
         )
         wait_for(lambda: inflight() == 1, 10, "the slow upload admitted")
+        # Its Content-Length is its size: charged with its rows from the start.
+        charged = scrape(metrics_url)["otel_receiver_inflight_bytes"][0][1]
+        assert charged == 1000 * (1 + ROWS_PER_BYTE)
         assert _send_grpc(receiver.grpc_target, small) == "UNAVAILABLE +RetryInfo"
         request = urllib.request.Request(
             f"{receiver.http_url}/v1/hooks",

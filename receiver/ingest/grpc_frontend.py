@@ -14,7 +14,8 @@ stays open), TLS / mTLS come from ``receiver.ingest.tls``, and requests over the
 Memory (``receiver.ingest.admission``): ``Export`` is served as a stream-unary method (a unary
 call on the wire, the same for clients) so that the request message is read only once the
 admission gate lets the call in; until then grpc holds no more of it than the HTTP/2 flow
-control window. grpc's own ``maximum_concurrent_rpcs`` backs the gate up against a flood.
+control window, kept small (16 KiB, no bandwidth-delay probing). grpc's own
+``maximum_concurrent_rpcs`` backs the gate up against a flood.
 """
 
 from __future__ import annotations
@@ -123,6 +124,14 @@ class GrpcFrontEnd:
                 ("grpc.max_receive_message_length", max_receive_bytes),
                 # A second receiver on the same port must fail, not silently share it.
                 ("grpc.so_reuseport", 0),
+                # A call waiting for admission must hold little, but grpc reads ahead on each
+                # stream (64 KiB by default) and bandwidth-delay probing widens the windows
+                # on a fast link. Reading ahead 16 KiB without probing took RSS at 2 x 512
+                # calls in flight from 326 to 268 MB at the same throughput on loopback
+                # (docs/BENCHMARKS.md, round 3); a distant client's large message takes more
+                # round trips to arrive.
+                ("grpc.http2.bdp_probe", 0),
+                ("grpc.http2.lookahead_bytes", 16 * 1024),
             ],
         )
         handlers: dict[str, dict[str, grpc.RpcMethodHandler]] = {}

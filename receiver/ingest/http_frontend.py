@@ -333,6 +333,7 @@ class HttpFrontEnd:
             auto_decompress=False,  # decompressed here, under the size limit
             handle_signals=False,  # the daemon owns SIGTERM / SIGINT
             shutdown_timeout=shutdown_timeout,
+            read_bufsize=16384,
         )
 
     async def start(self) -> None:
@@ -410,10 +411,11 @@ class HttpFrontEnd:
         """Through the admission gate before the body is read; 503 when it is full."""
         size = request.content_length
         encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
-        if size is None or encoding not in ("", "identity"):
+        exact = size is not None and size <= self._limit and encoding in ("", "identity")
+        if not exact:
             size = self._limit  # its size after decompression is known once read
         try:
-            async with self._admission.admit(signal, min(size, self._limit)) as ticket:
+            async with self._admission.admit(signal, size, exact) as ticket:
                 yield ticket
         except Overloaded as exc:
             raise _unavailable(exc) from None
