@@ -333,7 +333,6 @@ class HttpFrontEnd:
             auto_decompress=False,  # decompressed here, under the size limit
             handle_signals=False,  # the daemon owns SIGTERM / SIGINT
             shutdown_timeout=shutdown_timeout,
-            read_bufsize=16384,
         )
 
     async def start(self) -> None:
