@@ -104,3 +104,25 @@ def test_the_resolver_reads_a_runs_spans_through_the_by_run_projection(
         ).result_rows
     )
     assert "by_run" in plan, plan
+
+
+def test_an_insert_of_wide_rows_is_one_compact_part(client: Client, database: str) -> None:
+    """12,000 spans of ~1 KB: over ClickHouse's 10 MiB default for a wide part, under the
+    tuned 60,000 rows, so one file for all columns instead of one per column (0019)."""
+    apply_schema(client, database, Settings())
+    for table in ("otel_traces", "otel_logs"):
+        assert "min_rows_for_wide_part = 60000" in _engine_full(client, database)[table]
+    client.command(
+        f"INSERT INTO `{database}`.otel_traces (Timestamp, TraceId, SpanId, ServiceName, "
+        "SpanName, SpanAttributes) SELECT now64(9), hex(number), hex(number), 'svc', 'span', "
+        "map('k', repeat('x', 1000)) FROM numbers(12000)"
+    )
+    parts = client.query(
+        "SELECT part_type, rows, data_uncompressed_bytes FROM system.parts "
+        "WHERE database = {db:String} AND table = 'otel_traces' AND active",
+        parameters={"db": database},
+    ).result_rows
+    assert len(parts) == 1
+    part_type, rows, size = parts[0]
+    assert (part_type, rows) == ("Compact", 12000)
+    assert size > 10 * 1024 * 1024
