@@ -56,13 +56,13 @@ class Settings:
     log_level: str = _setting("info", "log_level", "debug, info, warning or error")
     grpc_listen: str = _setting("127.0.0.1:4317", "grpc.listen", "OTLP/gRPC listen address")
     grpc_max_receive_bytes: int = _setting(
-        64 * 1024 * 1024, "grpc.max_receive_bytes", "largest accepted gRPC message, in bytes"
+        16 * 1024 * 1024, "grpc.max_receive_bytes", "largest accepted gRPC message, in bytes"
     )
     http_listen: str = _setting(
         "127.0.0.1:4318", "http.listen", "OTLP/HTTP listen address; empty disables it"
     )
     http_max_receive_bytes: int = _setting(
-        64 * 1024 * 1024, "http.max_receive_bytes", "largest accepted HTTP body after gunzip"
+        16 * 1024 * 1024, "http.max_receive_bytes", "largest accepted HTTP body after gunzip"
     )
     clickhouse_url: str = _setting(
         "", "clickhouse.url", "ClickHouse HTTP URL; empty starts the embedded ClickHouse"
@@ -190,7 +190,7 @@ class Settings:
         "seconds an item's timestamp may lie in the future; later items are rejected",
     )
     limits_max_inflight_bytes: int = _setting(
-        128 * 1024 * 1024,
+        64 * 1024 * 1024,
         "limits.max_inflight_bytes",
         "request bytes (after decompression) worked on at once, a received request counting 4 x "
         "(its rows); more wait, then get a retry",
@@ -467,12 +467,14 @@ def _validate_security(s: Settings) -> None:
     ):
         if getattr(s, name) < 0:
             raise ConfigError(f"{name}: must be 0 (no limit) or more")
-    budget, message = s.limits_max_inflight_bytes, s.grpc_max_receive_bytes
-    if budget and budget < 2 * message:
-        # A gRPC message is charged grpc.max_receive_bytes while it is read: a budget this
-        # small reads one request at a time (measured: 195 spans/s with 64 MiB and 64 MiB).
-        raise ConfigError(
-            f"limits_max_inflight_bytes: {budget} is under twice grpc_max_receive_bytes "
-            f"({message}), which would let the receiver read only one gRPC request at a time; "
-            f"raise it or lower grpc_max_receive_bytes ({how_to_set('grpc_max_receive_bytes')})"
-        )
+    budget = s.limits_max_inflight_bytes
+    for name in ("grpc_max_receive_bytes", "http_max_receive_bytes"):
+        # A gRPC message (and a compressed HTTP body) is charged this much while it is read:
+        # a budget this small reads one request at a time (measured: 195 spans/s with a
+        # 64 MiB budget and 64 MiB gRPC messages).
+        if budget and budget < 2 * getattr(s, name):
+            raise ConfigError(
+                f"limits_max_inflight_bytes: {budget} is under twice {name} "
+                f"({getattr(s, name)}), which would let the receiver read only one such "
+                f"request at a time; raise it or lower {name} ({how_to_set(name)})"
+            )

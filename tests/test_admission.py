@@ -211,18 +211,26 @@ def test_settings_env_and_validation() -> None:
         environ={
             "OTEL_RECEIVER_LIMITS_MAX_INFLIGHT_BYTES": "1048576",
             "OTEL_RECEIVER_GRPC_MAX_RECEIVE_BYTES": "524288",
+            "OTEL_RECEIVER_HTTP_MAX_RECEIVE_BYTES": "524288",
             "OTEL_RECEIVER_LIMITS_MAX_INFLIGHT_REQUESTS": "7",
         }
     )
     gate = Admission.from_settings(settings)
     assert (gate.max_bytes, gate.max_requests) == (1048576, 7)
     defaults = Admission.from_settings(load_settings(environ={}))
-    assert (defaults.max_bytes, defaults.max_requests) == (128 * 1024 * 1024, 1024)
+    assert (defaults.max_bytes, defaults.max_requests) == (64 * 1024 * 1024, 1024)
     with pytest.raises(ConfigError, match="limits_max_inflight_requests"):
         load_settings(environ={"OTEL_RECEIVER_LIMITS_MAX_INFLIGHT_REQUESTS": "-1"})
-    # A budget under two gRPC messages would read one gRPC request at a time.
+    # A budget under two of the largest gRPC messages or HTTP bodies would read one at a time.
     with pytest.raises(ConfigError, match=r"limits_max_inflight_bytes.*grpc_max_receive_bytes"):
-        load_settings(environ={"OTEL_RECEIVER_LIMITS_MAX_INFLIGHT_BYTES": str(64 * 1024 * 1024)})
+        load_settings(environ={"OTEL_RECEIVER_LIMITS_MAX_INFLIGHT_BYTES": str(16 * 1024 * 1024)})
+    with pytest.raises(ConfigError, match=r"limits_max_inflight_bytes.*http_max_receive_bytes"):
+        load_settings(
+            environ={
+                "OTEL_RECEIVER_GRPC_MAX_RECEIVE_BYTES": str(1024 * 1024),
+                "OTEL_RECEIVER_HTTP_MAX_RECEIVE_BYTES": str(48 * 1024 * 1024),
+            }
+        )
     no_limit = load_settings(environ={"OTEL_RECEIVER_LIMITS_MAX_INFLIGHT_BYTES": "0"})
     assert no_limit.limits_max_inflight_bytes == 0
 

@@ -20,7 +20,7 @@ def test_defaults_listen_on_loopback() -> None:
     assert settings.grpc_listen == "127.0.0.1:4317"
     assert settings.embedded_http_port == 8123 and settings.embedded_tcp_port == 9000
     assert settings.clickhouse_database == "otel" and settings.clickhouse_ttl_days == 30
-    assert settings.grpc_max_receive_bytes == 64 * 1024 * 1024
+    assert settings.grpc_max_receive_bytes == 16 * 1024 * 1024
     assert settings.uses_embedded_clickhouse
 
 
