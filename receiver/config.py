@@ -476,5 +476,6 @@ def _validate_security(s: Settings) -> None:
             raise ConfigError(
                 f"limits_max_inflight_bytes: {budget} is under twice {name} "
                 f"({getattr(s, name)}), which would let the receiver read only one such "
-                f"request at a time; raise it or lower {name} ({how_to_set(name)})"
+                f"request at a time; raise it ({how_to_set('limits_max_inflight_bytes')}) or "
+                f"lower {name} ({how_to_set(name)})"
             )
