@@ -239,10 +239,30 @@ def env_name(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
+# The settings that also have a command-line flag (``receiver.cli`` gives each command the
+# ones it uses); the others come from the environment or the config file only.
+COMMAND_LINE_SETTINGS = frozenset(
+    {
+        "grpc_listen",
+        "http_listen",
+        "metrics_listen",
+        "ui_listen",
+        "clickhouse_url",
+        "clickhouse_database",
+        "data_dir",
+        "embedded_http_port",
+        "embedded_tcp_port",
+        "log_level",
+        "insecure_allow_unauthenticated",
+    }
+)
+
+
 def how_to_set(name: str) -> str:
-    """Where a user changes setting ``name``: its flag, variable and TOML key."""
+    """Where a user changes setting ``name``: its flag (if it has one), variable and TOML key."""
     toml = FIELDS[name].metadata["toml"]
-    return f"--{name.replace('_', '-')}, {env_name(name)} or {toml} in the config file"
+    flag = f"--{name.replace('_', '-')}, " if name in COMMAND_LINE_SETTINGS else ""
+    return f"{flag}{env_name(name)} or {toml} in the config file"
 
 
 def _coerce(name: str, raw: Any, source: str) -> Any:

@@ -1,10 +1,19 @@
 """Settings precedence (flag > env > file > default) and validation messages."""
 
+import argparse
 from pathlib import Path
 
 import pytest
 
-from receiver.config import ConfigError, Settings, load_settings
+from receiver.cli import build_parser
+from receiver.config import (
+    COMMAND_LINE_SETTINGS,
+    FIELDS,
+    ConfigError,
+    Settings,
+    how_to_set,
+    load_settings,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -97,3 +106,23 @@ def test_list_and_table_settings_from_file_and_env(tmp_path: Path) -> None:
     assert settings.redaction_custom_detectors == {"x": "y+"}
     with pytest.raises(ConfigError, match="redaction_drop"):
         load_settings(write(tmp_path, "[redaction]\ndrop = [1]\n"), environ={})
+
+
+def _setting_flags(parser: argparse.ArgumentParser) -> set[str]:
+    """The settings some command of ``parser`` (or of its subcommands) takes as a flag."""
+    found: set[str] = set()
+    for action in parser._actions:  # argparse keeps no public list of them
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _setting_flags(sub)
+        elif action.dest in FIELDS and action.option_strings:
+            found.add(action.dest)
+    return found
+
+
+def test_messages_offer_a_flag_only_where_one_exists() -> None:
+    assert _setting_flags(build_parser()) == COMMAND_LINE_SETTINGS
+    assert how_to_set("grpc_listen").startswith("--grpc-listen, OTEL_RECEIVER_GRPC_LISTEN or ")
+    assert how_to_set("limits_max_inflight_bytes") == (
+        "OTEL_RECEIVER_LIMITS_MAX_INFLIGHT_BYTES or limits.max_inflight_bytes in the config file"
+    )
