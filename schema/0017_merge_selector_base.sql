@@ -9,13 +9,13 @@
 -- tuning: merge_selector_base (a failure, e.g. a user without ALTER SETTINGS, is logged and
 -- does not stop the receiver)
 -- needs_setting: merge_selector_base
-ALTER TABLE "${database}"."otel_traces" ${cluster} MODIFY SETTING merge_selector_base = 10;
-ALTER TABLE "${database}"."otel_traces_trace_id_ts" ${cluster} MODIFY SETTING merge_selector_base = 10;
-ALTER TABLE "${database}"."otel_logs" ${cluster} MODIFY SETTING merge_selector_base = 10;
-ALTER TABLE "${database}"."otel_metrics_gauge" ${cluster} MODIFY SETTING merge_selector_base = 10;
-ALTER TABLE "${database}"."otel_metrics_sum" ${cluster} MODIFY SETTING merge_selector_base = 10;
-ALTER TABLE "${database}"."otel_metrics_histogram" ${cluster} MODIFY SETTING merge_selector_base = 10;
-ALTER TABLE "${database}"."otel_metrics_exponential_histogram" ${cluster} MODIFY SETTING merge_selector_base = 10;
-ALTER TABLE "${database}"."otel_metrics_summary" ${cluster} MODIFY SETTING merge_selector_base = 10;
-ALTER TABLE "${database}"."agent_spans" ${cluster} MODIFY SETTING merge_selector_base = 10;
-ALTER TABLE "${database}"."agent_run_sightings" ${cluster} MODIFY SETTING merge_selector_base = 10;
+ALTER TABLE "${database}"."otel_traces" ${cluster} MODIFY SETTING merge_selector_base = 20;
+ALTER TABLE "${database}"."otel_traces_trace_id_ts" ${cluster} MODIFY SETTING merge_selector_base = 20;
+ALTER TABLE "${database}"."otel_logs" ${cluster} MODIFY SETTING merge_selector_base = 20;
+ALTER TABLE "${database}"."otel_metrics_gauge" ${cluster} MODIFY SETTING merge_selector_base = 20;
+ALTER TABLE "${database}"."otel_metrics_sum" ${cluster} MODIFY SETTING merge_selector_base = 20;
+ALTER TABLE "${database}"."otel_metrics_histogram" ${cluster} MODIFY SETTING merge_selector_base = 20;
+ALTER TABLE "${database}"."otel_metrics_exponential_histogram" ${cluster} MODIFY SETTING merge_selector_base = 20;
+ALTER TABLE "${database}"."otel_metrics_summary" ${cluster} MODIFY SETTING merge_selector_base = 20;
+ALTER TABLE "${database}"."agent_spans" ${cluster} MODIFY SETTING merge_selector_base = 20;
+ALTER TABLE "${database}"."agent_run_sightings" ${cluster} MODIFY SETTING merge_selector_base = 20;

@@ -40,7 +40,7 @@ def test_a_tuning_file_renders_one_alter_per_table_and_local_tables_on_a_cluster
     single = render_statements(_tuning_file(), "otel", 30)
     assert len(single) == len(tables)
     for statement, table in zip(single, tables, strict=True):
-        assert statement.rstrip().endswith("MODIFY SETTING merge_selector_base = 10")
+        assert statement.rstrip().endswith("MODIFY SETTING merge_selector_base = 20")
         assert f'"otel"."{table}"  MODIFY' in statement
     clustered = render_statements(_tuning_file(), "otel", 30, "c1")
     for statement, table in zip(clustered, tables, strict=True):
@@ -53,12 +53,12 @@ def test_new_and_existing_tables_get_the_setting_and_drift_ignores_it(
     apply_schema(client, database, Settings())
     tables = _engine_full(client, database)
     for table in _tuned_tables():
-        assert "merge_selector_base = 10" in tables[table], table
+        assert "merge_selector_base = 20" in tables[table], table
     # An existing table without it (made by an older receiver, or by the exporter) gets it.
     client.command(f"ALTER TABLE `{database}`.otel_traces RESET SETTING merge_selector_base")
     assert "merge_selector_base" not in _engine_full(client, database)["otel_traces"]
     apply_schema(client, database, Settings())
-    assert "merge_selector_base = 10" in _engine_full(client, database)["otel_traces"]
+    assert "merge_selector_base = 20" in _engine_full(client, database)["otel_traces"]
     assert check_schema(client, database, Settings()) == []
 
 
@@ -74,7 +74,7 @@ def test_a_table_that_refuses_the_setting_is_logged_not_fatal(
     apply_schema(client, database, Settings())
     tables = _engine_full(client, database)
     assert tables["otel_metrics_summary"] == "Memory"
-    assert "merge_selector_base = 10" in tables["otel_traces"]  # before it in the file
+    assert "merge_selector_base = 20" in tables["otel_traces"]  # before it in the file
     assert {"otel_metrics_sum", "agent_runs", "codex_usage"} <= set(tables)
 
 
